@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create or refresh ./.venv with spatialmix and all three Keras backends (TensorFlow, JAX,
+# PyTorch CPU) plus the test tools. Re-running is cheap: it reinstalls only when
+# pyproject.toml or the constraints changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+venv=.venv
+stamp=$venv/.spatialmix-installed
+want=$(cat pyproject.toml scripts/constraints-cpu.txt | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "setup: .venv is up to date"
+  exit 0
+fi
+echo "setup: creating .venv and installing spatialmix[jax,torch,dev] (first time: a few minutes)"
+[ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet -c scripts/constraints-cpu.txt -e ".[jax,torch,dev]"
+echo "$want" > "$stamp"
+"$venv/bin/python" -c "import keras, tensorflow, jax, torch; print('setup: keras', keras.__version__, '| tensorflow', tensorflow.__version__, '| jax', jax.__version__, '| torch', torch.__version__)"
