@@ -1,0 +1,292 @@
+"""The `spatialmix` command line: list, show, run, results, models, bench.
+
+Keras reads its backend once, at import, so nothing here imports Keras (or anything
+that does) before `--backend` has been put into the environment.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+BACKENDS = ("tensorflow", "jax", "torch")
+SCALES = ("smoke", "cpu", "paper")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, not argparse's usage block
+        self.exit(2, f"spatialmix: error: {message} (see `spatialmix {self._sub_name()}--help`)\n")
+
+    def _sub_name(self):
+        parts = self.prog.split()[1:]
+        return " ".join(parts) + " " if parts else ""
+
+
+def build_parser():
+    parser = Parser(prog="spatialmix", description="How much of a vision network's power comes from "
+                    "learning spatial mixing? Run the experiments of two papers as recipes.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.add_parser("list", help="the recipes, with titles")
+    show = sub.add_parser("show", help="a recipe's grid and budget at each scale")
+    show.add_argument("recipe")
+    run = sub.add_parser("run", help="run (or resume) a recipe; writes one run folder")
+    run.add_argument("recipe")
+    run.add_argument("--scale", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    run.add_argument("--dataset", help="override the scale's dataset (see `spatialmix show RECIPE`)")
+    run.add_argument("--runs-dir", default="runs", help="where run folders go (default: ./runs)")
+    run.add_argument("--seed", default="0", help="offset added to the scale's seeds (default: 0)")
+    run.add_argument("--backend", help="tensorflow | jax | torch (default: $KERAS_BACKEND or tensorflow)")
+    run.add_argument("--data-dir", help="TFDS data dir for paper-scale datasets (default: TFDS's own)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    results = sub.add_parser("results", help="the results tables of finished and running runs, as text")
+    results.add_argument("recipe", nargs="?")
+    results.add_argument("--runs-dir", default="runs")
+    sub.add_parser("models", help="the zoo's models and their default config")
+    bench = sub.add_parser("bench", help="time the training step against a plain PyTorch ConvMixer "
+                           "(`spatialmix bench --help` for its options)", add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if not args.command:
+        build_parser().print_help()
+        return 0
+    backend = getattr(args, "backend", None)
+    if backend is not None and backend not in BACKENDS:
+        return _fail(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from zoo.errors import SpatialmixError  # light: no Keras yet
+
+    try:
+        return COMMANDS[args.command](args, argv) or 0
+    except SpatialmixError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        print("\nspatialmix: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow (and let it probe for GPUs) with file descriptor 2 muted.
+
+    TF 2.21 writes absl/oneDNN/CUDA start-up lines from C++ before it reads
+    TF_CPP_MIN_LOG_LEVEL; they would bury the one-line errors and progress lines.
+    Python exceptions still surface: they are raised after stderr is restored.
+    """
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)  # TFDS warns through absl before raising
+    except ImportError:
+        pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _fail(message):
+    print(f"spatialmix: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_list(args, argv):
+    from recipes.registry import get_recipe, list_recipes
+
+    for rid in list_recipes():
+        recipe = get_recipe(rid)
+        print(f"{rid:<22} {recipe.title}  [paper {recipe.paper}]")
+
+
+def cmd_show(args, argv):
+    from recipes.engine import expand_grid
+    from recipes.registry import get_recipe
+
+    recipe = get_recipe(args.recipe)
+    print(f"{recipe.id}: {recipe.title}\npaper {recipe.paper}\nclaim: {recipe.claim}\nmetric: {recipe.metric}")
+    for name, scale in recipe.scales.items():
+        cells = expand_grid(scale)
+        print(f"\n[{name}] dataset {scale.dataset}" + (f" (also: {', '.join(scale.datasets)})" if scale.datasets else ""))
+        print(f"  grid   " + " × ".join(f"{k} {v}" for k, v in scale.grid.items()) + f" × seeds {list(scale.seeds)}"
+              f" = {len(cells)} cells")
+        print(f"  model  " + ", ".join(f"{k}={v}" for k, v in scale.model.items()))
+        print(f"  budget " + ", ".join(f"{k} {v}" for k, v in scale.budget.items()))
+        for dataset, over in scale.overrides.items():
+            print(f"  on {dataset}: " + "; ".join(", ".join(f"{k}={v}" for k, v in part.items()) for part in over.values()))
+    if recipe.reference:
+        print(f"\npaper-scale settings from: {recipe.reference}")
+
+
+def cmd_run(args, argv):
+    from recipes.engine import check_writable, resolve
+    from recipes.registry import get_recipe
+    from zoo.errors import SpatialmixError
+
+    try:
+        seed = int(args.seed)
+    except ValueError:
+        raise SpatialmixError(f"--seed must be an integer >= 0, got {args.seed!r}") from None
+    if seed < 0:
+        raise SpatialmixError(f"--seed must be an integer >= 0, got {seed}")
+    # everything a user can get wrong is checked before Keras/TensorFlow load (seconds)
+    recipe = get_recipe(args.recipe)
+    resolve(recipe, args.scale, args.dataset)
+    check_writable(args.runs_dir)
+    import_tensorflow_quietly()
+    from recipes.engine import run_recipe, write_outputs
+
+    _configure_runtime()
+    printer = None if args.quiet else ProgressPrinter()
+    run_dir = run_recipe(recipe, args.scale, args.dataset, args.runs_dir, seed, args.data_dir,
+                         argv=["spatialmix", *argv], progress=printer)
+    verdict = write_outputs(recipe, run_dir)
+    print(f"\n{recipe.id}: the claim {verdict.verdict} at {args.scale} scale. {verdict.summary}")
+    if verdict.table:
+        print(verdict.table)
+    print(f"run folder: {run_dir} (results.csv, report.md, figure.png)")
+
+
+def _configure_runtime():
+    try:
+        from recipes.speed import configure_runtime
+    except ImportError:  # the speed settings are optional
+        return
+    configure_runtime()
+
+
+def cmd_results(args, argv):
+    import glob
+    import json
+
+    from recipes import runlog
+    from recipes.registry import get_recipe
+
+    pattern = os.path.join(args.runs_dir, args.recipe or "*", "*", "run.json")
+    if args.recipe:
+        get_recipe(args.recipe)
+    found = sorted(glob.glob(pattern))
+    if not found:
+        print(f"no runs under {args.runs_dir}" + (f" for {args.recipe}" if args.recipe else ""))
+        return 0
+    for meta_path in found:
+        run_dir = os.path.dirname(meta_path)
+        with open(meta_path) as f:
+            meta = json.load(f)
+        rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+        recipe = get_recipe(meta["recipe"])
+        total = len(_grid_of(recipe, meta))
+        print(f"== {meta['recipe']} · {meta['scale']} · {meta['dataset']} · {meta['backend']} · "
+              f"{len(rows)}/{total} cells · {run_dir}")
+        if rows:
+            print(format_rows(rows, recipe))
+            verdict = recipe.check(rows)
+            print(f"claim: {verdict.verdict}. {verdict.summary}")
+        print()
+
+
+def _grid_of(recipe, meta):
+    from recipes.engine import expand_grid
+
+    return expand_grid(recipe.scales[meta["scale"]], meta.get("seed", 0))
+
+
+def format_rows(rows, recipe):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    grid_cols = [c for c in frame.columns if c not in ("cell", "dataset", "scale", "backend")
+                 and not c.startswith("params_") and c not in ("test_loss", "epochs", "resumed_from_epoch")]
+    keep = [c for c in grid_cols if c in frame.columns] + [c for c in ("params_trainable", "params_frozen") if c in frame]
+    return frame[keep].to_string(index=False)
+
+
+def cmd_models(args, argv):
+    import_tensorflow_quietly()
+    from zoo.registry import MODELS, model_defaults
+
+    for name in sorted(MODELS):
+        print(f"{name:<22} {MODELS[name][1]}")
+        defaults = model_defaults(name)
+        print("    " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+
+
+def cmd_bench(args, argv):
+    from recipes import bench  # its own parser: it may start one subprocess per backend
+
+    parser = Parser(prog="spatialmix bench", description="Time the zoo's training step on each backend "
+                    "against a plain PyTorch ConvMixer.")
+    bench.configure_parser(parser)
+    return bench.run(parser.parse_args(args.bench_args))
+
+
+COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "results": cmd_results,
+            "models": cmd_models, "bench": cmd_bench}
+
+
+class ProgressPrinter:
+    """Turns events into progress lines: cells done/total, epoch, metrics, samples/s, ETA."""
+
+    def __init__(self, stream=sys.stdout):
+        self.stream = stream
+        self.cell_times = []
+        self.cell_t0 = None
+        self.total = self.todo = 0
+
+    def __call__(self, e):
+        kind = e["event"]
+        if kind == "run_start":
+            self.total, self.todo = e["cells_total"], e["cells_total"] - e["cells_done"]
+            self._print(f"{e['recipe']} · {e['scale']} · {e['dataset']} · {e['backend']} · {e['cells_total']} cells"
+                        f" ({e['cells_done']} already done) → {e['run_dir']}")
+            if not self.todo:
+                self._print("nothing to do: every cell has a results row")
+        elif kind == "cell_start":
+            self.cell_t0 = time.time()
+            resumed = f" (resuming after epoch {e['resumed_from_epoch']})" if e["resumed_from_epoch"] else ""
+            self._print(f"[{e['index']}/{e['cells_total']}] {e['cell']}{resumed}")
+        elif kind == "epoch_end":
+            m = e["metrics"]
+            shown = "  ".join(f"{k} {_fmt(k, v)}" for k, v in m.items() if k in
+                              ("loss", "accuracy", "val_accuracy", "val_loss", "psnr", "val_psnr"))
+            rate = f"  {e['samples_per_s']:.0f} img/s" if e.get("samples_per_s") else ""
+            elapsed = time.time() - self.cell_t0
+            cell_eta = elapsed / e["epoch"] * (e["epochs"] - e["epoch"]) if e["epoch"] else 0
+            per_cell = (sum(self.cell_times) / len(self.cell_times)) if self.cell_times else elapsed / e["epoch"] * e["epochs"]
+            left = max(self.todo - len(self.cell_times) - 1, 0)
+            self._print(f"    epoch {e['epoch']}/{e['epochs']}  {shown}{rate}  ETA cell {_dur(cell_eta)}, run {_dur(cell_eta + left * per_cell)}")
+        elif kind == "cell_end":
+            self.cell_times.append(time.time() - self.cell_t0)
+            main = {k: v for k, v in e["metrics"].items() if k.startswith("test_") or k in ("psnr",)}
+            self._print("    done: " + "  ".join(f"{k} {_fmt(k, v)}" for k, v in main.items()) + f"  ({_dur(e['wall_s'])})")
+        elif kind == "error":
+            self._print(f"error in {e.get('cell') or 'run'}: {e['message']}")
+        elif kind == "run_end" and e["status"] != "finished":
+            self._print(f"run {e['status']}: {e['cells_done']}/{e['cells_total']} cells have results")
+
+    def _print(self, text):
+        print(text, file=self.stream, flush=True)
+
+
+def _fmt(key, value):
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}%" if "accuracy" in key else f"{value:.4g}"
+
+
+def _dur(seconds):
+    seconds = int(seconds or 0)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The `spatialmix` command: real subprocesses of the installed console scripts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+BIN = os.path.dirname(sys.executable)
+SPATIALMIX = os.path.join(BIN, "spatialmix")
+
+
+def spatialmix(*args, cwd=None, timeout=600):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([SPATIALMIX, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+def tree(path):
+    return sorted(os.path.relpath(os.path.join(d, f), path) for d, _, files in os.walk(path) for f in files) + \
+        sorted(os.path.relpath(os.path.join(d, s), path) for d, subdirs, _ in os.walk(path) for s in subdirs)
+
+
+@pytest.mark.parametrize("script", ["spatialmix", "spatialmix-tui"])
+def test_console_scripts_have_help(script):
+    proc = subprocess.run([os.path.join(BIN, script), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout
+
+
+def test_list_show_models():
+    listed = spatialmix("list")
+    assert listed.returncode == 0 and "convmixer-mixing" in listed.stdout
+    shown = spatialmix("show", "convmixer-mixing")
+    assert shown.returncode == 0
+    for word in ("[smoke]", "[cpu]", "[paper]", "textures", "cifar10", "cells", "width=128"):
+        assert word in shown.stdout, word
+    models = spatialmix("models")
+    assert models.returncode == 0
+    for name in ("sep_resnet_cifar", "sep_resnet_imagenet", "convmixer", "convmixer_unshuffler"):
+        assert name in models.stdout
+
+
+USER_ERRORS = [
+    (["run", "no-such-recipe"], ["'no-such-recipe'", "convmixer-mixing"]),
+    (["run", "convmixer-mixing", "--scale", "huge"], ["'huge'", "smoke", "cpu", "paper"]),
+    (["run", "convmixer-mixing", "--scale", "smoke", "--dataset", "imagenet2013"], ["'imagenet2013'", "digits"]),
+    (["run", "convmixer-mixing", "--backend", "theano"], ["'theano'", "jax"]),
+    (["run", "convmixer-mixing", "--seed", "-3"], ["seed", "-3"]),
+    (["run", "convmixer-mixing", "--seed", "abc"], ["seed", "'abc'"]),
+    (["show", "nope"], ["'nope'"]),
+    (["results", "nope"], ["'nope'"]),
+    (["run"], ["recipe"]),
+]
+
+
+@pytest.mark.parametrize("args,words", USER_ERRORS, ids=[" ".join(a) for a, _ in USER_ERRORS])
+def test_user_errors_exit_2_with_one_line_and_leave_nothing(tmp_path, args, words):
+    runs = tmp_path / "runs"
+    extra = ["--runs-dir", str(runs)] if args[0] == "run" and len(args) > 1 else []
+    proc = spatialmix(*args, *extra, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert "Traceback" not in proc.stderr
+    assert tree(tmp_path) == [], "files were left behind"
+
+
+def test_unwritable_runs_dir(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    proc = spatialmix("run", "convmixer-mixing", "--scale", "smoke", "--runs-dir", str(blocker / "runs"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "runs dir" in proc.stderr and "--runs-dir" in proc.stderr
+    assert tree(tmp_path) == ["a-file"]
+
+
+def test_missing_tfds_dataset_is_one_line_naming_it(tmp_path):
+    empty = tmp_path / "tfds"
+    empty.mkdir()
+    proc = spatialmix("run", "convmixer-mixing", "--scale", "paper", "--data-dir", str(empty),
+                      "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cifar10" in lines[0] and str(empty) in lines[0]
+    assert tree(tmp_path) == ["tfds"]
+
+
+def read_events(run_dir):
+    with open(os.path.join(run_dir, "events.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_smoke_run_leaves_every_artefact_and_second_run_does_nothing(tmp_path):
+    proc = spatialmix("run", "convmixer-mixing", "--scale", "smoke", "--runs-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = tmp_path / "convmixer-mixing" / "smoke-digits-seed0"
+    for name in ("results.csv", "events.jsonl", "figure.png", "report.md", "run.json"):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert (run_dir / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cells = sorted(os.listdir(run_dir / "cells"))
+    assert len(cells) == 3
+    for cell in cells:
+        assert os.listdir(run_dir / "cells" / cell) == ["model.keras"], "epoch checkpoints must be cleaned up"
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["backend"] and meta["invocations"][0]["versions"]["keras"] and "git_commit" in meta["invocations"][0]
+    report = (run_dir / "report.md").read_text()
+    assert any(v in report for v in ("holds", "does not hold", "inconclusive"))
+    kinds = [e["event"] for e in read_events(run_dir)]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    assert kinds.count("cell_start") == kinds.count("cell_end") == 3 and kinds.count("epoch_end") == 6
+
+    before = (run_dir / "results.csv").read_bytes()
+    mtimes = {c: os.path.getmtime(run_dir / "cells" / c / "model.keras") for c in cells}
+    again = spatialmix("run", "convmixer-mixing", "--scale", "smoke", "--runs-dir", str(tmp_path))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "nothing to do" in again.stdout
+    assert (run_dir / "results.csv").read_bytes() == before
+    assert {c: os.path.getmtime(run_dir / "cells" / c / "model.keras") for c in cells} == mtimes
+    second = read_events(run_dir)[len(kinds):]
+    assert [e["event"] for e in second] == ["run_start", "run_end"]
+
+    results = spatialmix("results", "convmixer-mixing", "--runs-dir", str(tmp_path))
+    assert results.returncode == 0 and "3/3 cells" in results.stdout and "chans" in results.stdout
+
+
+def test_kill_9_mid_cell_then_resume(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    args = [SPATIALMIX, "run", "convmixer-mixing", "--scale", "smoke", "--runs-dir", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run_dir = tmp_path / "convmixer-mixing" / "smoke-digits-seed0"
+    events_path = run_dir / "events.jsonl"
+    victim = None
+    deadline = time.time() + 300
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        if events_path.exists():
+            # the second cell has finished its first epoch (and checkpointed it), not the cell
+            events = [json.loads(line) for line in events_path.read_text().splitlines()]
+            ends = [e for e in events if e["event"] == "cell_end"]
+            mid = [e for e in events if e["event"] == "epoch_end" and e["epoch"] == 1]
+            if len(ends) == 1 and len(mid) == 2:
+                os.kill(proc.pid, signal.SIGKILL)
+                victim = mid[-1]["cell"]
+        time.sleep(0.005)
+    proc.wait()
+    assert victim is not None, f"never saw cell 2 mid-way: {proc.stderr.read()[-2000:]}"
+    assert proc.returncode == -signal.SIGKILL
+    n_before = len(events_path.read_text().splitlines())
+
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    with open(run_dir / "results.csv") as f:
+        import csv
+
+        rows = list(csv.DictReader(f))
+    assert sorted(r["cell"] for r in rows) == sorted({r["cell"] for r in rows}), "a row was duplicated"
+    assert len(rows) == 3
+    resumed = [e for e in read_events(run_dir)[n_before:] if e["event"] == "cell_start"]
+    assert resumed[0]["cell"] == victim and resumed[0]["resumed_from_epoch"] >= 1
+    assert len(resumed) == 2, "the finished first cell must not run again"
+    row = next(r for r in rows if r["cell"] == victim)
+    assert int(row["resumed_from_epoch"]) >= 1
+    assert not [f for f in os.listdir(run_dir) if f.startswith(".tmp-")]

@@ -1,0 +1,1 @@
+"""spatialmix-tui: the terminal front end over run folders."""
