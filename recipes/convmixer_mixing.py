@@ -91,6 +91,7 @@ def figure(rows, path, meta):
             ax.errorbar([d for d, _ in points], [100 * s[0] for _, s in points],
                         yerr=[100 * s[1] for _, s in points], marker="o", capsize=3, label=mode.capitalize(),
                         color=colour)
+    ax.set_xticks(sorted({int(d) for d, _ in stats}))
     ax.set_xlabel("depth")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"ConvMixer on {meta['dataset']} ({meta['scale']} scale)")
