@@ -63,6 +63,13 @@ def _learnable(layer):
     return [w for w in layer.weights if not w.path.endswith(("moving_mean", "moving_variance"))]
 
 
+class ParamCounts(dict):
+    """A dict of counts that prints as `spatial_trainable: 0, spatial_frozen: 53248, ...`."""
+
+    def __repr__(self):
+        return ", ".join(f"{k}: {v}" for k, v in self.items())
+
+
 def count_params(model):
     """Parameter counts by role and trainability.
 
@@ -71,7 +78,7 @@ def count_params(model):
     BatchNorm moving statistics are not parameters and are not counted.
     """
     _check_zoo_model(model)
-    counts = {f"{r}_{t}": 0 for r in ("spatial", "channel", "other") for t in ("trainable", "frozen")}
+    counts = ParamCounts((f"{r}_{t}", 0) for r in ("spatial", "channel", "other") for t in ("trainable", "frozen"))
     for layer in model.layers:
         role = layer_role(layer)
         role = "other" if role == "patch" else role
