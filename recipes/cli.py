@@ -35,8 +35,7 @@ def build_parser():
     run.add_argument("--dataset", help="override the scale's dataset (see `spatialmix show RECIPE`)")
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: ./runs)")
     run.add_argument("--seed", default="0", help="offset added to the scale's seeds (default: 0)")
-    run.add_argument("--backend", help="tensorflow | jax | torch (default: $KERAS_BACKEND, else the "
-                     "measured-fastest CPU backend, see README)")
+    run.add_argument("--backend", help="tensorflow | jax | torch (default: $KERAS_BACKEND or tensorflow)")
     run.add_argument("--data-dir", help="TFDS data dir for paper-scale datasets (default: TFDS's own)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     results = sub.add_parser("results", help="the results tables of finished and running runs, as text")
@@ -51,6 +50,8 @@ def build_parser():
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # the bench parses its own options (argparse's REMAINDER drops --help)
+        argv = ["bench", "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     if not args.command:
         build_parser().print_help()
@@ -60,8 +61,6 @@ def main(argv=None):
         return _fail(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     if backend:
         os.environ["KERAS_BACKEND"] = backend
-    elif args.command == "run" and not os.environ.get("KERAS_BACKEND"):
-        os.environ["KERAS_BACKEND"] = _recommended_backend()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from zoo.errors import SpatialmixError  # light: no Keras yet
 
@@ -148,7 +147,6 @@ def cmd_run(args, argv):
     import_tensorflow_quietly()
     from recipes.engine import run_recipe, write_outputs
 
-    _configure_runtime()
     printer = None if args.quiet else ProgressPrinter()
     run_dir = run_recipe(recipe, args.scale, args.dataset, args.runs_dir, seed, args.data_dir,
                          argv=["spatialmix", *argv], progress=printer)
@@ -157,23 +155,6 @@ def cmd_run(args, argv):
     if verdict.table:
         print(verdict.table)
     print(f"run folder: {run_dir} (results.csv, report.md, figure.png)")
-
-
-def _recommended_backend():
-    """The measured-fastest backend for CPU runs (recipes.speed; see README, Performance)."""
-    try:
-        from recipes.speed import default_backend
-    except ImportError:
-        return "tensorflow"
-    return default_backend()
-
-
-def _configure_runtime():
-    try:
-        from recipes.speed import configure_runtime
-    except ImportError:  # the speed settings are optional
-        return
-    configure_runtime()
 
 
 def cmd_results(args, argv):
@@ -238,7 +219,8 @@ def cmd_bench(args, argv):
     parser = Parser(prog="spatialmix bench", description="Time the zoo's training step on each backend "
                     "against a plain PyTorch ConvMixer.")
     bench.configure_parser(parser)
-    return bench.run(parser.parse_args(args.bench_args))
+    rest = args.bench_args[1:] if args.bench_args[:1] == ["--"] else args.bench_args
+    return bench.run(parser.parse_args(rest))
 
 
 COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "results": cmd_results,

@@ -34,7 +34,7 @@ def train_classifier(cell, model_name, model_config, family):
     def compile_model(model):
         model.compile(optimizer=make_optimizer(family, steps * epochs, budget["lr"], budget["weight_decay"]),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], **_compile_kwargs())
+                      metrics=["accuracy"])
 
     rates = []
 
@@ -56,11 +56,3 @@ def train_classifier(cell, model_name, model_config, family):
         "samples_per_s": round(sum(rates) / len(rates), 1) if rates else None,
         "epochs": epochs,
     }
-
-
-def _compile_kwargs():
-    try:
-        from recipes.speed import compile_kwargs
-    except ImportError:  # the speed settings are optional
-        return {}
-    return compile_kwargs()

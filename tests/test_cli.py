@@ -23,9 +23,11 @@ def tree(path):
         sorted(os.path.relpath(os.path.join(d, s), path) for d, subdirs, _ in os.walk(path) for s in subdirs)
 
 
-@pytest.mark.parametrize("script", ["spatialmix", "spatialmix-tui"])
+@pytest.mark.parametrize("script", ["spatialmix", "spatialmix-tui", "spatialmix bench"])
 def test_console_scripts_have_help(script):
-    proc = subprocess.run([os.path.join(BIN, script), "--help"], capture_output=True, text=True, timeout=120)
+    command = script.split()
+    proc = subprocess.run([os.path.join(BIN, command[0]), *command[1:], "--help"], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "usage:" in proc.stdout
 
