@@ -72,7 +72,7 @@ SIZES = {
                       "input_shape": [32, 32, 3]},
         "sep_resnet": {"depth": 3, "width": 16, "depth_multiplier": 9, "kernel_size": 3, "num_classes": 10,
                        "input_shape": [32, 32, 3]},
-        "steps": 3, "warmup": 2, "repeats": 3, "roof_n": 2048, "pipeline_batches": 300,
+        "steps": 2, "warmup": 2, "repeats": 3, "roof_n": 2048, "pipeline_batches": 300,
     },
     "tiny": {
         "batch": 8,
@@ -115,7 +115,9 @@ def train_flops(layers):
 
 
 def keras_layer_flops(model, batch):
-    """[(forward FLOPs, trainable)] for every conv/dense layer of a Keras model, graph order."""
+    """[(forward FLOPs, trainable)] for every conv/dense layer of a Keras model, graph order,
+    plus (0, True) for every other layer with trainable weights (it makes the input gradient
+    of the layers before it necessary)."""
     from keras import layers as L
 
     out = []
@@ -129,6 +131,8 @@ def keras_layer_flops(model, batch):
             out.append((conv_flops(shape, layer.kernel_size, c_in), layer.trainable))
         elif isinstance(layer, L.Dense):
             out.append((2 * batch * layer.input.shape[-1] * layer.units, layer.trainable))
+        elif layer.trainable_weights:  # BN etc.: no FLOPs counted, but gradients flow back through it
+            out.append((0, True))
     return out
 
 
@@ -143,7 +147,7 @@ def _worker_main(args):
     if kind == "keras":
         worker = KerasWorker(args.backend, args.variant)
     elif kind == "peer":
-        worker = PeerWorker()
+        worker = PeerWorker(channels_last=args.variant == "channels_last")
     else:
         worker = PipelineWorker()
     for line in sys.stdin:
@@ -278,10 +282,11 @@ class KerasWorker(_Worker):
 
 
 class PeerWorker(_Worker):
-    def __init__(self):
+    def __init__(self, channels_last=False):
         import torch
 
         self.torch = torch
+        self.channels_last = channels_last
         self.cases = {}
 
     def op_setup(self, size, cases):
@@ -305,6 +310,9 @@ class PeerWorker(_Worker):
             torch_peer.init_spatial_uniform(net)
             torch_peer.set_mode(net, mode)
             xt, yt = torch_peer.from_nhwc(x), torch.as_tensor(y).long()
+            if self.channels_last:  # not the reference code: PyTorch's NHWC memory format
+                net = net.to(memory_format=torch.channels_last)
+                xt = xt.contiguous(memory_format=torch.channels_last)
             if kind == "train":
                 net.train()
                 step = torch_peer.make_train_step(net, torch_peer.make_optimizer(net))
@@ -329,7 +337,8 @@ class PeerWorker(_Worker):
                 "trainable_params": torch_peer.count_params(net, trainable_only=True),
             }
         return {"cases": info, "versions": {"torch": torch.__version__, "python": platform.python_version()},
-                "settings": {"torch_threads": torch.get_num_threads()}, "compile_kwargs": {}}
+                "settings": {"torch_threads": torch.get_num_threads(), "channels_last": self.channels_last},
+                "compile_kwargs": {}}
 
     def op_roof(self, n):
         import numpy as np
@@ -394,45 +403,64 @@ def _jsonable(value):
 
 
 class WorkerProcess:
+    """One worker subprocess: JSON lines on stdin/stdout; its stderr goes to a temporary file
+    (read back only to report a failure), so a chatty worker can never block on a full pipe."""
+
     def __init__(self, impl, argv, env):
+        import tempfile
+
         self.impl = impl
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        self.stderr_file = tempfile.TemporaryFile(mode="w+b")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr_file,
                                      text=True, env=env, bufsize=1)
-        self.stderr_chunks = []
         self.alive = True
 
     def request(self, op, timeout=WORKER_TIMEOUT, **args):
+        self.send(op, **args)
+        return self.receive(op, timeout)
+
+    def send(self, op, **args):
         if not self.alive:
             raise RuntimeError(f"worker {self.impl} is not running")
-        self.proc.stdin.write(json.dumps({"op": op, "args": args}) + "\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(json.dumps({"op": op, "args": args}) + "\n")
+            self.proc.stdin.flush()
+        except OSError as error:
+            self.alive = False
+            raise RuntimeError(f"worker {self.impl} died: {error}\n{self.stderr_tail()}") from error
+
+    def receive(self, op, timeout=WORKER_TIMEOUT):
         deadline = time.monotonic() + timeout
-        out_fd, err_fd = self.proc.stdout.fileno(), self.proc.stderr.fileno()
+        out_fd = self.proc.stdout.fileno()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
                 raise RuntimeError(f"worker {self.impl}: no answer to {op!r} within {timeout} s")
-            ready, _, _ = select.select([out_fd, err_fd], [], [], remaining)
-            if err_fd in ready:
-                chunk = os.read(err_fd, 65536).decode(errors="replace")
-                self.stderr_chunks.append(chunk)
-                del self.stderr_chunks[:-50]
-                if not chunk and out_fd not in ready and self.proc.poll() is not None:
+            ready, _, _ = select.select([out_fd], [], [], min(remaining, 1.0))
+            if not ready:
+                if self.proc.poll() is not None:
                     self.alive = False
-                    raise RuntimeError(f"worker {self.impl} died:\n{self.stderr_tail()}")
-            if out_fd in ready:
-                line = self.proc.stdout.readline()
-                if not line:
-                    self.alive = False
-                    raise RuntimeError(f"worker {self.impl} died:\n{self.stderr_tail()}")
-                answer = json.loads(line)
-                if not answer["ok"]:
-                    raise RuntimeError(f"worker {self.impl}, {op}: {answer['error']}")
-                return answer["result"]
+                    raise RuntimeError(f"worker {self.impl} died (exit {self.proc.returncode}):\n{self.stderr_tail()}")
+                continue
+            line = self.proc.stdout.readline()
+            if not line:
+                self.alive = False
+                self.proc.wait()
+                raise RuntimeError(f"worker {self.impl} died (exit {self.proc.returncode}):\n{self.stderr_tail()}")
+            answer = json.loads(line)
+            if not answer["ok"]:
+                raise RuntimeError(f"worker {self.impl}, {op}: {answer['error']}")
+            return answer["result"]
 
     def stderr_tail(self, chars=3000):
-        return "".join(self.stderr_chunks)[-chars:]
+        try:
+            self.stderr_file.seek(0, os.SEEK_END)
+            size = self.stderr_file.tell()
+            self.stderr_file.seek(max(0, size - chars))
+            return self.stderr_file.read().decode(errors="replace")
+        except (OSError, ValueError):
+            return ""
 
     def close(self):
         if self.alive and self.proc.poll() is None:
@@ -443,6 +471,7 @@ class WorkerProcess:
             except (OSError, subprocess.TimeoutExpired):
                 self.kill()
         self.alive = False
+        self.stderr_file.close()
 
     def kill(self):
         if self.proc.poll() is None:
@@ -459,6 +488,8 @@ def installed_backends():
 
 def _spawn(impl, kind, backend=None, variant=None):
     argv = [sys.executable, "-m", "recipes.bench", "--worker", kind]
+    if kind == "peer" and variant:
+        argv += ["--variant", variant]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -541,6 +572,8 @@ def run(args) -> int:
     impls = {}  # impl name -> WorkerProcess
     if want_peer:
         impls["peer"] = _spawn("peer", "peer")
+        if args.peer_channels_last:
+            impls["peer_cl"] = _spawn("peer_cl", "peer", variant="channels_last")
     for variant in variants:
         for backend in backends:
             name = backend if variant == "fast" else f"{backend}:plain"
@@ -557,28 +590,43 @@ def run(args) -> int:
     }
     failed = set()
     try:
-        # ---- set-up: build, compile, warm up (sequential, so compile times are not inflated)
+        # ---- set-up: build, compile, warm up; every worker at once (XLA and tf.function compile
+        # mostly on one core), so the compile times reported are upper bounds
+        sent = {}
         for impl, worker in impls.items():
             cases = []
             for model, mode, kind in groups:
-                if impl == "peer" and model != "convmixer":
+                if impl.startswith("peer") and model != "convmixer":
                     continue
                 cases.append({"id": case_id(model, mode, kind), "model": model, "mode": mode, "kind": kind})
             _log(args, f"setting up {impl} ({len(cases)} cases)")
             try:
-                info = worker.request("setup", size=size, cases=cases)
+                worker.send("setup", size=size, cases=cases)
+                sent[impl] = worker
+            except RuntimeError as error:
+                result["errors"].append(str(error))
+                failed.add(impl)
+        if pipeline is not None:
+            try:
+                pipeline.send("setup", size=size, cases=[])
+            except RuntimeError as error:
+                result["errors"].append(str(error))
+                pipeline = None
+        for impl, worker in sent.items():
+            try:
+                info = worker.receive("setup")
             except RuntimeError as error:
                 result["errors"].append(str(error))
                 failed.add(impl)
                 worker.kill()
                 continue
+            _log(args, f"{impl} ready")
             result["implementations"][impl] = {k: info[k] for k in ("versions", "settings", "compile_kwargs")}
             for cid, case_info in info["cases"].items():
                 result["cases"].setdefault(cid, {})[impl] = {"setup": case_info, "samples": [], "raw": []}
         if pipeline is not None:
-            _log(args, "setting up the input pipeline")
             try:
-                pipeline.request("setup", size=size, cases=[])
+                pipeline.receive("setup")
             except RuntimeError as error:
                 result["errors"].append(str(error))
                 pipeline.kill()
@@ -755,6 +803,11 @@ def goals(result):
     return out
 
 
+def _any_flops(result, model, mode):
+    per_impl = result["cases"].get(case_id(model, mode, "train"), {})
+    return next((entry["setup"]["flops"] for entry in per_impl.values()), None)
+
+
 def _fmt_ratio(s):
     if not s:
         return "—"
@@ -794,6 +847,11 @@ def format_table(result):
     if result["pipeline_summary"]:
         parts = [f"{name} {s['median']:,.0f} img/s" for name, s in result["pipeline_summary"].items() if s]
         lines.append("input pipeline (tf.data, recipes.data): " + "; ".join(parts))
+    for model in MODELS:
+        flops = {mode: _any_flops(result, model, mode) for mode in ("full", "chans")}
+        if all(flops.values()):
+            lines.append(f"{model}: counted FLOPs chans/full = {flops['chans'] / flops['full']:.2f} (training step: "
+                         "freezing the spatial filters only removes their weight gradient)")
     lines.append("")
     lines.append(f"goals (default backend: {result['default_backend']}):")
     for g in result["goals"]:
@@ -820,11 +878,14 @@ def configure_parser(parser: argparse.ArgumentParser):
                         help="fast: with recipes.speed, as the training engine runs (default); plain: stock Keras; "
                              "both: fast,plain")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default: 3; tiny: 1)")
-    parser.add_argument("--steps", type=int, default=None, help="steps per sample (default: 3; tiny: 1)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per sample (default: 2; tiny: 1)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps after the first call (default 2)")
     parser.add_argument("--budget", type=float, default=540.0,
                         help="seconds: skip rounds that would end later than this (default 540)")
     parser.add_argument("--no-peer", action="store_true", help="skip the plain PyTorch peer")
+    parser.add_argument("--peer-channels-last", action="store_true",
+                        help="also time the peer in PyTorch's channels-last memory format (row peer_cl; "
+                             "for information: ratios stay against the reference NCHW peer)")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline measurement")
     parser.add_argument("--json", default=None, metavar="PATH", help="write every raw number to PATH")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -840,11 +901,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         return _worker_main(args)
-    from zoo.errors import SpatialmixError
-
     try:
         return run(args)
-    except SpatialmixError as error:
+    except Exception as error:  # the parent imports no ML library; zoo.errors only if it raised
+        if type(error).__name__ != "SpatialmixError":
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -1,42 +1,56 @@
 """Speed settings of the training engine: same models, same checkpoints, faster steps on CPU.
 
-The engine calls, once per process, before it builds a model (best: before `import keras`):
+What the engine calls (once per process, before it builds a model; best before `import keras`):
 
+    import os
     from recipes import speed
-    speed.configure_runtime()              # threads + the backend's fast ops (see below)
+    os.environ.setdefault("KERAS_BACKEND", speed.default_backend())  # before `import keras`
+    settings = speed.configure_runtime()   # threads, allocator, the backend's fast ops; returns what it set
     model.compile(..., **speed.compile_kwargs())
 
-and picks the backend of a CPU run with `speed.default_backend()` (`KERAS_BACKEND` if set,
-else `RECOMMENDED_CPU_BACKEND`), which must be put in `os.environ["KERAS_BACKEND"]` before
-keras is imported.
+- `default_backend()`: `KERAS_BACKEND` if the user set it, else `RECOMMENDED_CPU_BACKEND`
+  ("torch": measured fastest for the ConvMixer and the separable ResNet on this 2-core CPU,
+  see docs/performance.md).
+- `configure_runtime(backend=None, *, fast_ops=True) -> dict`: idempotent.
+- `compile_kwargs(backend=None) -> dict`: extra `model.compile` keyword arguments.
+- `apply_fast_ops()`, `remove_fast_ops()`, `plain_ops()` (context manager), `fast_ops_active()`:
+  for comparisons and tests.
 
-Nothing here changes a model or what a checkpoint holds: the zoo's models stay plain
-built-in Keras layers (`DepthwiseConv2D`, `Conv2D`, `BatchNormalization`, ...) with
-channels-last data format. What changes is how the backend computes three built-in ops in
-this process, swapped in at runtime (`apply_fast_ops`) and swapped back by `plain_ops()` /
-`remove_fast_ops()`:
+Nothing here changes a model or what a checkpoint holds: the zoo's models stay plain built-in
+Keras layers (`DepthwiseConv2D`, `Conv2D`, `BatchNormalization`, `Activation("gelu")`, ...)
+in channels-last format, `model.to_json()` is the same with and without the fast ops, and a
+checkpoint saved with them loads anywhere with stock Keras. What changes is how this process
+computes a few built-in ops: `apply_fast_ops` swaps backend functions / layer `call`s for
+faster equivalents; each falls back to the original for anything it does not cover (other
+data formats, dilation, masks, renorm, mixed precision, ...).
 
-- torch: `conv`/`depthwise_conv` hand PyTorch a zero-copy channels-last view
-  (`permute`, no `.contiguous()`), so oneDNN runs its NHWC kernels with no layout copies
-  (Keras 3.15 copies NHWC→NCHW and back to channels-last per conv, then permutes back);
-  `BatchNormalization` runs PyTorch's native fused batch norm (one kernel forward, one
-  backward) instead of ~10 elementwise/reduction ops and their gradients.
-- tensorflow: `BatchNormalization` runs `FusedBatchNormV3` (one kernel each way) instead of
-  Keras 3's composite moments/normalise ops and their gradients.
-- jax: `depthwise_conv` is a sum of k² shifted multiply-adds (XLA fuses it into one loop)
-  with a hand-written VJP (input gradient: the same shift-add with the flipped kernel;
-  kernel gradient: a scan over the batch). XLA:CPU lowers a grouped convolution
-  (`feature_group_count=C`) to a dense one with a masked kernel, about C times the work:
-  measured ~20× slower forward and ~7× slower gradient at C=256.
+- torch (the profile: layout copies, composite BN, separate bias adds):
+  * convolutions get a zero-copy channels-last view (`permute`, no `.contiguous()`), so
+    oneDNN runs its NHWC kernels; Keras 3.15 copies NHWC→NCHW, then to channels-last, per
+    conv. `Conv2D`/`DepthwiseConv2D` pass their bias to the convolution (one pass less each
+    way than a separate broadcast add and its gradient reduction).
+  * `BatchNormalization` runs PyTorch's native batch norm (one kernel each way) instead of
+    ~10 elementwise/reduction ops and their gradients; moving statistics as Keras computes
+    them (biased batch variance, momentum as configured).
+  * glibc keeps freed activation buffers (`mallopt`; opt out: SPATIALMIX_MALLOC_TUNING=0).
+- tensorflow (the profile: composite BN and GELU ops were over half of the step):
+  * `BatchNormalization` runs `FusedBatchNormV3` (one kernel each way);
+  * exact GELU as 0.5·x·(1 + erf(x/√2)) (TF's erfc form is ~30 % slower each way);
+  * one op at a time (inter-op threads 1, intra-op = cores): two concurrent 2-thread ops
+    oversubscribe 2 cores.
+- jax (XLA:CPU lowers a grouped convolution, `feature_group_count=C`, to a dense one with a
+  masked kernel — about C times the work: ~20× slower forward, ~7× slower gradient at C=256):
+  * `depthwise_conv` is a sum of k² shifted multiply-adds that XLA fuses into one loop, with
+    a hand-written VJP: input gradient = the same shift-add of the dilated output gradient
+    with the flipped kernel; kernel gradient = a scan over chunks of the batch (depth
+    multiplier d > 1: the input repeated d times, then the same);
+  * 1×1 convolutions are one `dot_general` (XLA's convolution path made their kernel gradient
+    a 16×16-window convolution over transposed copies, ~5× slower);
+  * exact GELU via erf instead of erfc (XLA:CPU evaluates erf faster).
 
-Every fast op falls back to the original for anything it does not cover (other data
-formats, dilation, masks, renorm, mixed precision...). Numerics: outputs and gradients equal
-the plain path's to float32 rounding (tests/test_bench.py checks outputs, input and weight
-gradients and BN moving statistics on every backend).
-
-Thread settings: PyTorch, TensorFlow and XLA use one intra-op thread per core by default,
-which is what measured fastest here; `configure_runtime` makes TensorFlow run one op at a
-time (inter-op 1): with 2 cores, two concurrent ops of 2 threads each oversubscribe them.
+Numerics: outputs, input and weight gradients and BN moving statistics equal the plain path's
+to float32 rounding (tests/test_bench.py, every backend). The GELU formulas differ by < 1e-6
+in absolute value (where 1 + erf(x) cancels, x < -4, GELU itself is < 1e-4).
 """
 
 from __future__ import annotations
@@ -67,10 +81,10 @@ def _current_backend(backend=None):
 
 
 def configure_runtime(backend=None, *, fast_ops=True):
-    """Thread settings and the backend's fast ops, once per process. Returns what was set.
+    """Thread settings, the allocator (torch) and the backend's fast ops. Returns what was set.
 
-    Call before the first model is built; environment variables only take effect if the
-    backend's library has not been imported yet, so the best place is before `import keras`.
+    Call once before the first model is built: TensorFlow's thread counts can only be set
+    before its runtime starts (later calls keep the settings it has and say so in the result).
     Calling it again is harmless.
     """
     backend = _current_backend(backend)
@@ -92,7 +106,7 @@ def configure_runtime(backend=None, *, fast_ops=True):
         if torch.get_num_threads() != cores:
             torch.set_num_threads(cores)
         settings["torch_threads"] = torch.get_num_threads()
-    if backend == "torch" and os.environ.get("SPATIALMIX_MALLOC", "1") == "1":
+    if backend == "torch" and os.environ.get("SPATIALMIX_MALLOC_TUNING", "1") != "0":
         settings["malloc"] = _tune_malloc()
     if fast_ops:
         settings["fast_ops"] = apply_fast_ops(backend)
@@ -122,9 +136,12 @@ def _tune_malloc():
 def compile_kwargs(backend=None):
     """Extra keyword arguments for `model.compile` (measured best per backend on CPU).
 
-    JAX always compiles with XLA; TensorFlow stays on its native kernels (XLA would lower the
-    depthwise conv to the slow grouped convolution); PyTorch stays eager (`torch.compile`
-    needs a C++ toolchain and minutes of compilation, for no measured gain here).
+    - tensorflow: `jit_compile=False` (Keras's own CPU default, made explicit): with XLA the
+      depthwise conv becomes XLA:CPU's grouped convolution — ConvMixer-256/8 chans measured
+      ~12 s/step against ~1 s on TF's native kernels.
+    - torch: `jit_compile=False` (eager): `torch.compile` took 72 s to compile the step,
+      recompiled, and ran chans at 1.2-1.4 s/step against 0.8-0.9 s eager with the fast ops.
+    - jax: nothing (Keras always jits on JAX).
     """
     backend = _current_backend(backend)
     if backend == "tensorflow":
@@ -138,20 +155,45 @@ def compile_kwargs(backend=None):
 
 
 def _patch(owner, name, value):
-    _PATCHES.append((owner, name, getattr(owner, name)))
+    """Set owner.name = value, remembering how to undo it (a class attribute that was only
+    inherited is deleted again, not copied down)."""
+    own = name in vars(owner)
+    _PATCHES.append((owner, name, vars(owner)[name] if own else None, own))
     setattr(owner, name, value)
 
 
+def _patched_names():
+    return [f"{getattr(owner, '__name__', owner)}.{name}" for owner, name, _, _ in _PATCHES]
+
+
 def apply_fast_ops(backend=None):
-    """Swap in the fast ops of `backend` (default: keras's). Returns their names."""
+    """Swap in the fast ops of `backend` (default: keras's). Returns their names.
+
+    If this Keras version lacks an internal a fast op relies on, nothing is swapped in and
+    a warning says so: training then runs on the plain ops, never fails because of them.
+    """
     backend = _current_backend(backend)
     if _STATE["backend"] == backend:
-        return [name for _, name, _ in _PATCHES]
+        return _patched_names()
     remove_fast_ops()
     import keras
 
     if keras.backend.backend() != backend:
         raise RuntimeError(f"keras runs on {keras.backend.backend()!r}, not {backend!r}")
+    try:
+        _apply(keras, backend)
+    except (AttributeError, ImportError, TypeError) as error:
+        import warnings
+
+        remove_fast_ops()
+        warnings.warn(f"spatialmix: fast ops for {backend} not applied ({error!r}); using Keras's own ops",
+                      stacklevel=2)
+        return []
+    _STATE["backend"] = backend
+    return _patched_names()
+
+
+def _apply(keras, backend):
     if backend == "torch":
         from keras.src.backend.torch import nn as knn
 
@@ -171,15 +213,16 @@ def apply_fast_ops(backend=None):
         _patch(knn, "depthwise_conv", _make_jax_depthwise(knn.depthwise_conv))
         _patch(knn, "conv", _make_jax_pointwise(knn.conv))
         _patch(knn, "gelu", _make_jax_gelu(knn.gelu))
-    _STATE["backend"] = backend
-    return [f"{getattr(owner, '__name__', owner)}.{name}" for owner, name, _ in _PATCHES]
 
 
 def remove_fast_ops():
     """Put the original ops back."""
     while _PATCHES:
-        owner, name, original = _PATCHES.pop()
-        setattr(owner, name, original)
+        owner, name, original, own = _PATCHES.pop()
+        if own:
+            setattr(owner, name, original)
+        else:
+            delattr(owner, name)
     _STATE["backend"] = None
 
 
@@ -420,76 +463,71 @@ def _make_jax_depthwise(original):
     from keras.src import backend as kbackend
     from keras.src.utils.argument_validation import standardize_tuple
 
-    def taps(xp, shape_out, strides, i, j):
-        n, ho, wo = shape_out
-        sh, sw = strides
-        return lax.slice(xp, (0, i, j, 0), (n, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, xp.shape[3]),
+    def tap(x, i, j, out_hw, strides):
+        """x[:, i + s·h, j + s·w, :] for every output position (h, w): one shifted, strided view."""
+        (ho, wo), (sh, sw) = out_hw, strides
+        return lax.slice(x, (0, i, j, 0), (x.shape[0], i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, x.shape[3]),
                          (1, sh, sw, 1))
 
     def forward(xp, w, strides, out_hw):
-        kh, kw, c, d = w.shape
-        shape_out = (xp.shape[0], *out_hw)
+        # materialise the (padded) input once: without the barrier XLA may fuse the op that
+        # produced it into all k² taps and recompute it k² times (measured: GELU's erf/exp)
+        xp = lax.optimization_barrier(xp)
+        kh, kw = w.shape[:2]
         out = None
         for i in range(kh):
             for j in range(kw):
-                patch = taps(xp, shape_out, strides, i, j)
-                term = patch * w[i, j, :, 0] if d == 1 else patch[..., None] * w[i, j]
+                term = tap(xp, i, j, out_hw, strides) * w[i, j, :, 0]
                 out = term if out is None else out + term
-        return out.reshape(*shape_out, c * d)
+        return out
 
-    @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-    def dw(xp, w, strides, out_hw):
-        return forward(xp, w, strides, out_hw)
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+    def dw(x, w, strides, pads, out_hw):
+        return forward(jnp.pad(x, ((0, 0), *pads, (0, 0))), w, strides, out_hw)
 
-    def dw_fwd(xp, w, strides, out_hw):
+    def dw_fwd(x, w, strides, pads, out_hw):
+        xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
         return forward(xp, w, strides, out_hw), (xp, w)
 
-    def dw_bwd(strides, out_hw, residuals, g):
+    def dw_bwd(strides, pads, out_hw, residuals, g):
         xp, w = residuals
-        kh, kw, c, d = w.shape
+        kh, kw, c, _ = w.shape
         n, hp, wp, _ = xp.shape
-        ho, wo = out_hw
-        sh, sw = strides
-        g = g.reshape(n, ho, wo, c, d)
-        # input gradient: correlate the (stride-dilated, padded) output gradient with the flipped kernel
+        (ho, wo), (sh, sw), ((top, bottom), (left, right)) = out_hw, strides, pads
+        h, wi = hp - top - bottom, wp - left - right
+        # input gradient, straight at the input's size: the output gradient, dilated by the
+        # stride and padded (or cropped), correlated with the flipped kernel (the forward's
+        # shift-and-add again)
         lh, lw = (ho - 1) * sh + 1, (wo - 1) * sw + 1
-        config = [(0, 0, 0), (kh - 1, hp - lh, sh - 1), (kw - 1, wp - lw, sw - 1), (0, 0, 0)]
-        if d == 1:
-            gd = lax.pad(g[..., 0], jnp.zeros((), g.dtype), config)
-        else:
-            gd = lax.pad(g, jnp.zeros((), g.dtype), config + [(0, 0, 0)])
-        dxp = None
-        for i in range(kh):
-            for j in range(kw):
-                weight = w[kh - 1 - i, kw - 1 - j]
-                if d == 1:
-                    term = lax.slice(gd, (0, i, j, 0), (n, i + hp, j + wp, c)) * weight[:, 0]
-                else:
-                    term = jnp.sum(lax.slice(gd, (0, i, j, 0, 0), (n, i + hp, j + wp, c, d)) * weight, axis=-1)
-                dxp = term if dxp is None else dxp + term
+        gd = lax.pad(g, jnp.zeros((), g.dtype), [(0, 0, 0), (kh - 1 - top, h + top - lh, sh - 1),
+                                                 (kw - 1 - left, wi + left - lw, sw - 1), (0, 0, 0)])
+        dx = forward(gd, w[::-1, ::-1], (1, 1), (h, wi))
 
-        # kernel gradient, one image at a time so its slices stay in cache: per tap, the sum
-        # over rows of (shifted input × output gradient), kept per column (W, C) and summed
-        # over columns at the end (reducing over the outermost axis vectorises best on XLA:CPU)
-        def taps_of(x1, g1):
-            return [lax.slice(x1, (i, j, 0), (i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c), (sh, sw, 1))
-                    for i in range(kh) for j in range(kw)]
+        # kernel gradient: per tap, sum over (images, rows) of shifted input × output gradient,
+        # kept per column and summed over columns at the end (a reduction over the outer axes
+        # vectorises well on XLA:CPU). Scanned over chunks of ~1 MB of images so the k² taps
+        # re-read the chunk from cache instead of the whole batch from memory (~2× faster).
+        chunk = max(1, min(n, (1 << 20) // max(4 * (hp * wp + ho * wo) * c, 1)))
+        while n % chunk:
+            chunk -= 1
+        if chunk > 1:
+            xs, gs = xp.reshape(n // chunk, chunk, hp, wp, c), g.reshape(n // chunk, chunk, ho, wo, c)
+        else:  # one image per step: scanning over the batch axis itself is ~25 % faster
+            xs, gs = xp, g
 
-        if d == 1:
-            def body(acc, xs):
-                x1, g1 = xs  # (hp, wp, c), (ho, wo, c)
-                return acc + jnp.stack([jnp.sum(t * g1, axis=0) for t in taps_of(x1, g1)]), None
+        def body(acc, xs_gs):
+            x1, g1 = xs_gs
+            if chunk == 1:
+                sums = [jnp.sum(lax.slice(x1, (i, j, 0), (i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c),
+                                          (sh, sw, 1)) * g1, axis=0) for i in range(kh) for j in range(kw)]
+            else:
+                sums = [jnp.sum(tap(x1, i, j, out_hw, strides) * g1, axis=(0, 1))
+                        for i in range(kh) for j in range(kw)]
+            return acc + jnp.stack(sums), None
 
-            acc, _ = lax.scan(body, jnp.zeros((kh * kw, wo, c), jnp.float32), (xp, g[..., 0]), unroll=2)
-            dw_ = acc.sum(axis=1).reshape(kh, kw, c, 1)
-        else:
-            def body(acc, xs):
-                x1, g1 = xs  # (hp, wp, c), (ho, wo, c, d)
-                rows = [jnp.einsum("hwc,hwcd->cd", t, g1) for t in taps_of(x1, g1)]
-                return acc + jnp.stack(rows).reshape(kh, kw, c, d), None
-
-            dw_, _ = lax.scan(body, jnp.zeros(w.shape, jnp.float32), (xp, g))
-        return dxp, dw_.astype(w.dtype)
+        steps = n // chunk
+        acc, _ = lax.scan(body, jnp.zeros((kh * kw, wo, c), jnp.float32), (xs, gs), unroll=2 if steps > 1 else 1)
+        return dx, acc.sum(axis=1).reshape(kh, kw, c, 1).astype(w.dtype)
 
     dw.defvjp(dw_fwd, dw_bwd)
 
@@ -497,23 +535,21 @@ def _make_jax_depthwise(original):
         data_format = kbackend.standardize_data_format(data_format)
         inputs = jnp.asarray(inputs)
         kernel = jnp.asarray(kernel)
-        dilation = standardize_tuple(dilation_rate, 2, "dilation_rate") if inputs.ndim == 4 else None
-        if (inputs.ndim != 4 or data_format != "channels_last" or dilation != (1, 1)
-                or kernel.shape[2] != inputs.shape[3] or padding not in ("same", "valid")):
+        if (inputs.ndim != 4 or data_format != "channels_last" or kernel.shape[2] != inputs.shape[3]
+                or padding not in ("same", "valid")
+                or standardize_tuple(dilation_rate, 2, "dilation_rate") != (1, 1)):
             return original(inputs, kernel, strides, padding, data_format, dilation_rate)
         strides = standardize_tuple(strides, 2, "strides")
         kh, kw, c, d = kernel.shape
-        if d > 1:  # channel c·d + m = input channel c filtered by kernel m: repeat the input d times
+        if d > 1:  # output channel c·d + m = input channel c filtered by kernel m: repeat the input
             inputs = jnp.repeat(inputs, d, axis=-1)
             kernel = kernel.reshape(kh, kw, c * d, 1)
         _, h, w, _ = inputs.shape
         if padding == "same":
-            ph, pw = _same_pads(h, kh, strides[0]), _same_pads(w, kw, strides[1])
-            xp = jnp.pad(inputs, ((0, 0), ph, pw, (0, 0)))
+            pads = (_same_pads(h, kh, strides[0]), _same_pads(w, kw, strides[1]))
         else:
-            xp = inputs
-        hp, wp = xp.shape[1], xp.shape[2]
-        out_hw = ((hp - kh) // strides[0] + 1, (wp - kw) // strides[1] + 1)
-        return dw(xp, kernel, strides, out_hw)
+            pads = ((0, 0), (0, 0))
+        out_hw = ((h + sum(pads[0]) - kh) // strides[0] + 1, (w + sum(pads[1]) - kw) // strides[1] + 1)
+        return dw(inputs, kernel, strides, pads, out_hw)
 
     return depthwise_conv

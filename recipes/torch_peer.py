@@ -180,7 +180,8 @@ def copy_weights_from_keras(keras_model, torch_model):
 
 def layer_flops(net, x):
     """[(forward FLOPs, trainable)] of every conv/linear layer in call order, for input batch `x`:
-    2 × multiply-adds, counted from the shapes seen in one forward pass (as recipes.bench counts)."""
+    2 × multiply-adds, counted from the shapes seen in one forward pass (as recipes.bench counts);
+    (0, True) for a trainable BatchNorm (gradients must flow back through it)."""
     found = []
 
     def hook(module, inputs, output):
@@ -192,7 +193,12 @@ def layer_flops(net, x):
             flops = 2 * output.shape[0] * module.in_features * module.out_features
         found.append((int(flops), trainable))
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    def other(module, inputs, output):
+        if any(p.requires_grad for p in module.parameters(recurse=False)):
+            found.append((0, True))
+
+    handles = [m.register_forward_hook(hook if isinstance(m, (nn.Conv2d, nn.Linear)) else other)
+               for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))]
     was_training = net.training
     try:
         net.eval()

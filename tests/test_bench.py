@@ -1,0 +1,229 @@
+"""`spatialmix bench`, its plain PyTorch peer, and the fast ops of `recipes.speed`.
+
+- The fast ops keep numerics (marker `backends`, every backend): outputs, input and weight
+  gradients and BN moving statistics of the optimised path equal the plain path's on the same
+  weights, and the fast ops leave the saved model config untouched.
+- The rest runs once, on the default backend: the peer has the zoo ConvMixer's parameter
+  count and, given its weights, its outputs (atol 1e-4); the FLOP counts agree; and a tiny
+  bench runs end to end (a correctness smoke: no timing assertions).
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from recipes import bench, speed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+
+CASES = [
+    ("convmixer", dict(width=16, depth=2, kernel_size=5, patch_size=2, input_shape=(16, 16, 3))),
+    ("convmixer", dict(width=8, depth=1, kernel_size=4, patch_size=1, input_shape=(9, 9, 3))),  # even k, odd size
+    ("sep_resnet_cifar", dict(depth=1, width=4, depth_multiplier=2, kernel_size=3, input_shape=(8, 8, 3))),
+]
+
+
+# --------------------------------------------------------------------------- fast ops == plain ops
+
+
+def _train_call(model, x):
+    """Training-mode outputs, gradients of sum(outputs · r) w.r.t. every trainable variable
+    and the input, then the moving statistics and the inference output."""
+    backend = keras.backend.backend()
+    r = np.random.default_rng(1).random((x.shape[0], model.output.shape[-1])).astype("float32")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            out = model(xt, training=True)
+            loss = tf.reduce_sum(out * r)
+        grads = [g.numpy() for g in tape.gradient(loss, model.trainable_variables + [xt])]
+    elif backend == "torch":
+        import torch
+
+        xt = torch.tensor(x, requires_grad=True)
+        out = model(xt, training=True)
+        (out * torch.tensor(r)).sum().backward()
+        grads = [v.value.grad.detach().numpy().copy() for v in model.trainable_variables] + [xt.grad.numpy()]
+        for v in model.trainable_variables:
+            v.value.grad = None
+        out = out.detach()
+    else:
+        import jax
+
+        trainable = [v.value for v in model.trainable_variables]
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        def f(tv, xx):
+            out, new_frozen = model.stateless_call(tv, frozen, xx, training=True)
+            return (out * r).sum(), (out, new_frozen)
+
+        grad_fn = jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))  # traced now: with the ops in place now
+        (_, (out, new_frozen)), (gt, gx) = grad_fn(trainable, x)
+        grads = [np.asarray(g) for g in gt] + [np.asarray(gx)]
+        for v, value in zip(model.non_trainable_variables, new_frozen):
+            v.assign(value)
+        infer_fn = jax.jit(lambda tv, ntv, xx: model.stateless_call(tv, ntv, xx, training=False)[0])
+        infer = np.asarray(infer_fn(trainable, [v.value for v in model.non_trainable_variables], x))
+        stats = [np.asarray(v) for v in new_frozen]
+        return [np.asarray(out)] + grads + stats + [infer]
+    stats = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables]
+    infer = keras.ops.convert_to_numpy(model(x, training=False))
+    return [keras.ops.convert_to_numpy(out)] + grads + stats + [infer]
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("mode", ["full", "chans"])
+@pytest.mark.parametrize("name,config", CASES, ids=["convmixer", "convmixer_even_k", "sep_resnet"])
+def test_fast_ops_match_plain_ops(name, config, mode):
+    keras.utils.set_random_seed(0)
+    model = zoo.create_model(name, num_classes=5, mode=mode, **config)
+    weights = model.get_weights()
+    x = np.random.default_rng(0).random((4, *config["input_shape"])).astype("float32")
+    speed.remove_fast_ops()
+    plain = _train_call(model, x)
+    model.set_weights(weights)
+    try:
+        active = speed.apply_fast_ops()
+        fast = _train_call(model, x)
+    finally:
+        speed.remove_fast_ops()
+    assert active, "no fast op for this backend"
+    assert len(plain) == len(fast)
+    for index, (a, b) in enumerate(zip(plain, fast)):
+        scale = max(float(np.max(np.abs(a))), 1e-6)
+        error = float(np.max(np.abs(a - b))) / scale
+        assert error < 1e-3, f"array {index} of {len(plain)} differs by {error:.2e} (relative to its max)"
+
+
+@pytest.mark.backends
+def test_fast_ops_leave_models_and_keras_untouched(tmp_path):
+    import keras.src.backend as kbackend
+
+    before = {name: getattr(kbackend.nn, name) for name in ("conv", "depthwise_conv", "gelu")}
+    bn_call = keras.layers.BatchNormalization.call
+    config = dict(width=8, depth=1, kernel_size=3, patch_size=2, num_classes=3, input_shape=(8, 8, 3))
+    plain_json = zoo.create_model("convmixer", **config).to_json()
+    try:
+        speed.apply_fast_ops()
+        model = zoo.create_model("convmixer", **config)
+        assert model.to_json() == plain_json  # same layers, same config: same checkpoint format
+        path = str(tmp_path / "m.keras")
+        model.save(path)
+        with speed.plain_ops():
+            assert keras.layers.BatchNormalization.call is bn_call
+            loaded = keras.models.load_model(path, safe_mode=True)
+        assert loaded.to_json() == plain_json
+        assert speed.fast_ops_active()
+    finally:
+        speed.remove_fast_ops()
+    assert not speed.fast_ops_active()
+    assert keras.layers.BatchNormalization.call is bn_call
+    assert {name: getattr(kbackend.nn, name) for name in before} == before
+
+
+# --------------------------------------------------------------------------- the peer
+
+
+@needs_torch
+@pytest.mark.parametrize("mode", ["full", "chans", "space"])
+def test_peer_has_the_zoo_convmixers_parameters_and_outputs(mode):
+    import torch
+
+    from recipes import torch_peer
+
+    keras.utils.set_random_seed(0)
+    model = zoo.create_model("convmixer", width=16, depth=2, kernel_size=5, patch_size=2, num_classes=10,
+                             input_shape=(16, 16, 3), mode=mode)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # non-trivial BN parameters and statistics
+        if isinstance(layer, keras.layers.BatchNormalization):
+            for w in layer.weights:
+                w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
+    net = torch_peer.convmixer(16, 2, 5, 2, 10)
+    torch_peer.set_mode(net, mode)
+    counts = zoo.count_params(model)
+    assert torch_peer.count_params(net) == sum(counts.values())
+    assert torch_peer.count_params(net, trainable_only=True) == sum(
+        v for k, v in counts.items() if k.endswith("_trainable"))
+    torch_peer.copy_weights_from_keras(model, net)
+    x = rng.random((4, 16, 16, 3)).astype("float32")
+    net.eval()
+    with torch.no_grad():
+        peer_infer = net(torch_peer.from_nhwc(x)).numpy()
+    np.testing.assert_allclose(peer_infer, keras.ops.convert_to_numpy(model(x, training=False)), atol=1e-4)
+    net.train()
+    with torch.no_grad():
+        peer_train = net(torch_peer.from_nhwc(x)).numpy()  # batch statistics
+    np.testing.assert_allclose(peer_train, keras.ops.convert_to_numpy(model(x, training=True)), atol=1e-4)
+
+
+@needs_torch
+def test_flop_counts_agree_with_the_formula_and_the_peer():
+    import torch
+
+    from recipes import torch_peer
+
+    w, depth, k, p, n, batch = 32, 2, 5, 2, 10, 3
+    model = zoo.create_model("convmixer", width=w, depth=depth, kernel_size=k, patch_size=p, num_classes=n,
+                             input_shape=(16, 16, 3), mode="chans")
+    net = torch_peer.set_mode(torch_peer.convmixer(w, depth, k, p, n), "chans")
+    keras_layers = bench.keras_layer_flops(model, batch)
+    peer_layers = torch_peer.layer_flops(net, torch.zeros(batch, 3, 16, 16))
+    assert keras_layers == peer_layers
+    pixels = batch * 8 * 8
+    stem, spatial, channel, head = 2 * pixels * w * p * p * 3, 2 * pixels * w * k * k, 2 * pixels * w * w, 2 * batch * w * n
+    forward, train = bench.train_flops(keras_layers)
+    assert forward == stem + depth * (spatial + channel) + head
+    # chans: stem and depthwise frozen (no weight gradient); no input gradient for the stem
+    assert train == forward + depth * (spatial + 2 * channel) + 2 * head
+
+
+# --------------------------------------------------------------------------- the bench, end to end
+
+
+def test_speed_api():
+    assert speed.default_backend() == (os.environ.get("KERAS_BACKEND") or speed.RECOMMENDED_CPU_BACKEND)
+    assert isinstance(speed.compile_kwargs(), dict)
+    assert speed.RECOMMENDED_CPU_BACKEND in bench.KERAS_BACKENDS
+
+
+def test_bench_tiny_smoke(tmp_path):
+    backend = keras.backend.backend()
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
+    proc = subprocess.run([sys.executable, "-m", "recipes.bench", "--size", "tiny", "--repeats", "1",
+                           "--backends", backend, "--json", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "× peer" in proc.stdout and "goals" in proc.stdout
+    result = json.loads(out.read_text())
+    assert not result["errors"]
+    impls = [backend] + (["peer"] if HAS_TORCH else [])
+    expected = {f"{model}/{mode}/train" for model in bench.MODELS for mode in bench.MODES}
+    expected |= {f"{model}/full/infer" for model in bench.MODELS}
+    assert set(result["cases"]) == expected
+    for cid, per_impl in result["cases"].items():
+        wanted = [i for i in impls if i != "peer" or cid.startswith("convmixer")]
+        assert sorted(per_impl) == sorted(wanted), cid
+        for impl, entry in per_impl.items():
+            assert len(entry["samples"]) == 1 and entry["samples"][0] > 0, (cid, impl)
+            assert entry["setup"]["flops"] > 0
+    for row in result["summary"].values():
+        assert row["gflops_per_s"] > 0 and row["images_per_s"] > 0
+        if HAS_TORCH and row["model"] == "convmixer" and row["impl"] != "peer":
+            assert row["vs_peer"]["median"] > 0
+    assert result["roof_gflops"] > 0
+    assert all(result["pipeline"][name][0] > 0 for name in bench.PIPELINES)
+    assert result["goals"]
