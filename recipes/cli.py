@@ -35,7 +35,8 @@ def build_parser():
     run.add_argument("--dataset", help="override the scale's dataset (see `spatialmix show RECIPE`)")
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: ./runs)")
     run.add_argument("--seed", default="0", help="offset added to the scale's seeds (default: 0)")
-    run.add_argument("--backend", help="tensorflow | jax | torch (default: $KERAS_BACKEND or tensorflow)")
+    run.add_argument("--backend", help="tensorflow | jax | torch (default: $KERAS_BACKEND, else torch, "
+                     "the fastest on CPU in `spatialmix bench`)")
     run.add_argument("--data-dir", help="TFDS data dir for paper-scale datasets (default: TFDS's own)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     results = sub.add_parser("results", help="the results tables of finished and running runs, as text")
@@ -61,6 +62,10 @@ def main(argv=None):
         return _fail(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     if backend:
         os.environ["KERAS_BACKEND"] = backend
+    elif args.command == "run" and not os.environ.get("KERAS_BACKEND"):
+        from recipes import speed  # light: no Keras
+
+        os.environ["KERAS_BACKEND"] = speed.default_backend()  # the measured-fastest on CPU
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from zoo.errors import SpatialmixError  # light: no Keras yet
 

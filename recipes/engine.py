@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from recipes import runlog
+from recipes import runlog, speed
 from zoo.errors import SpatialmixError, check, check_choice
 
 SCALES = ("smoke", "cpu", "paper")
@@ -219,6 +219,8 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
     scale, dataset = resolve(recipe, scale_name, dataset)
     check(isinstance(seed, int) and seed >= 0, f"seed must be an integer >= 0, got {seed!r}")
     check_writable(runs_dir)
+    # threads (TensorFlow's only before its first op) and the backend's fast ops
+    runtime = speed.configure_runtime(fast_ops=speed.fast_ops_wanted())
     from recipes import data
     data.num_examples(dataset, "test", data_dir=data_dir)  # a missing TFDS set fails here, before any file
     backend = keras.backend.backend()
@@ -240,7 +242,7 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
 
     with RunLock(run_dir):
         remove_stale_temp_files(run_dir)
-        meta = _update_meta(meta_path, recipe, scale_name, dataset, seed, backend, argv)
+        meta = _update_meta(meta_path, recipe, scale_name, dataset, seed, backend, argv, runtime)
         results_path = os.path.join(run_dir, "results.csv")
         done_ids = {row["cell"] for row in runlog.read_results(results_path)}
         grid = expand_grid(scale, seed)
@@ -312,13 +314,14 @@ def _safe(text):
     return "".join(ch if ch.isalnum() or ch in "=-_.," else "_" for ch in text)
 
 
-def _update_meta(path, recipe, scale_name, dataset, seed, backend, argv):
+def _update_meta(path, recipe, scale_name, dataset, seed, backend, argv, runtime=None):
     meta = {}
     if os.path.exists(path):
         with open(path) as f:
             meta = json.load(f)
     invocation = {"argv": argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
-                  "versions": versions(), "git_commit": git_commit(), "host": platform.node()}
+                  "versions": versions(), "git_commit": git_commit(), "host": platform.node(),
+                  "runtime": runtime}
     meta.update({"recipe": recipe.id, "title": recipe.title, "paper": recipe.paper, "scale": scale_name,
                  "dataset": dataset, "seed": seed, "backend": backend,
                  "command": " ".join(argv) if argv else None})

@@ -10,7 +10,7 @@ What the engine calls (once per process, before it builds a model; best before `
 
 - `default_backend()`: `KERAS_BACKEND` if the user set it, else `RECOMMENDED_CPU_BACKEND`
   ("torch": measured fastest for the ConvMixer and the separable ResNet on this 2-core CPU,
-  see docs/performance.md).
+  see "Performance" in README.md).
 - `configure_runtime(backend=None, *, fast_ops=True) -> dict`: idempotent.
 - `compile_kwargs(backend=None) -> dict`: extra `model.compile` keyword arguments.
 - `apply_fast_ops()`, `remove_fast_ops()`, `plain_ops()` (context manager), `fast_ops_active()`:
@@ -63,6 +63,11 @@ RECOMMENDED_CPU_BACKEND = "torch"
 
 _PATCHES: list = []  # (owner, attribute, original) of every swapped-in op, for removal
 _STATE = {"backend": None, "runtime": None}
+
+
+def fast_ops_wanted():
+    """False if the user set SPATIALMIX_FAST_OPS=0 (train on Keras's own ops, e.g. to compare)."""
+    return os.environ.get("SPATIALMIX_FAST_OPS", "1") != "0"
 
 
 def default_backend():

@@ -5,7 +5,7 @@ import os
 import keras
 
 import zoo
-from recipes import data
+from recipes import data, speed
 from recipes.train import evaluate, export_plain, fit_resumable, make_optimizer
 
 
@@ -34,7 +34,7 @@ def train_classifier(cell, model_name, model_config, family):
     def compile_model(model):
         model.compile(optimizer=make_optimizer(family, steps * epochs, budget["lr"], budget["weight_decay"]),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+                      metrics=["accuracy"], **speed.compile_kwargs())
 
     rates = []
 
