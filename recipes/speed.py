@@ -509,17 +509,23 @@ def _make_jax_depthwise(original):
                 out = term if out is None else out + term
         return out
 
+    def repeated(xp, w):
+        """Depth multiplier d > 1: output channel c·d + m is input channel c filtered by kernel
+        m, i.e. a d = 1 depthwise conv of the input repeated d times along channels."""
+        kh, kw, c, d = w.shape
+        return (jnp.repeat(xp, d, axis=-1), w.reshape(kh, kw, c * d, 1)) if d > 1 else (xp, w)
+
     @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
     def dw(x, w, strides, pads, out_hw):
-        return forward(jnp.pad(x, ((0, 0), *pads, (0, 0))), w, strides, out_hw)
+        return forward(*repeated(jnp.pad(x, ((0, 0), *pads, (0, 0))), w), strides, out_hw)
 
     def dw_fwd(x, w, strides, pads, out_hw):
         xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
-        return forward(xp, w, strides, out_hw), (xp, w)
+        return forward(*repeated(xp, w), strides, out_hw), (xp, w)
 
     def dw_bwd(strides, pads, out_hw, residuals, g):
         xp, w = residuals
-        kh, kw, c, _ = w.shape
+        kh, kw, c, d = w.shape
         n, hp, wp, _ = xp.shape
         (ho, wo), (sh, sw), ((top, bottom), (left, right)) = out_hw, strides, pads
         h, wi = hp - top - bottom, wp - left - right
@@ -529,9 +535,20 @@ def _make_jax_depthwise(original):
         lh, lw = (ho - 1) * sh + 1, (wo - 1) * sw + 1
         gd = lax.pad(g, jnp.zeros((), g.dtype), [(0, 0, 0), (kh - 1 - top, h + top - lh, sh - 1),
                                                  (kw - 1 - left, wi + left - lw, sw - 1), (0, 0, 0)])
-        dx = forward(gd, w[::-1, ::-1], (1, 1), (h, wi))
-
-        return dx, kernel_grad(xp, g, kh, kw, strides, out_hw).astype(w.dtype)
+        flipped = w[::-1, ::-1]
+        if d == 1:
+            dx = forward(gd, flipped, (1, 1), (h, wi))
+        else:
+            # Σ over the d kernels of each input channel, with the d copies of the gradient
+            # laid out first: summing groups of d adjacent channels after the taps fused into
+            # a reduction ~5× slower (measured 400 vs 143 ms at 64×32×32×16, d=9)
+            gd = lax.optimization_barrier(jnp.moveaxis(gd.reshape(*gd.shape[:3], c, d), 4, 0))
+            dx = None
+            for m in range(d):
+                term = forward(gd[m], flipped[..., m:m + 1], (1, 1), (h, wi))
+                dx = term if dx is None else dx + term
+        xp_rep, _ = repeated(xp, w)
+        return dx, kernel_grad(xp_rep, g, kh, kw, strides, out_hw).reshape(w.shape).astype(w.dtype)
 
     def kernel_grad(xp, g, kh, kw, strides, out_hw):
         """dW[i, j, c] = Σ_{n,h,w} xp[n, s·h + i, s·w + j, c] · g[n, h, w, c], as a loop over
@@ -576,10 +593,7 @@ def _make_jax_depthwise(original):
                 or standardize_tuple(dilation_rate, 2, "dilation_rate") != (1, 1)):
             return original(inputs, kernel, strides, padding, data_format, dilation_rate)
         strides = standardize_tuple(strides, 2, "strides")
-        kh, kw, c, d = kernel.shape
-        if d > 1:  # output channel c·d + m = input channel c filtered by kernel m: repeat the input
-            inputs = jnp.repeat(inputs, d, axis=-1)
-            kernel = kernel.reshape(kh, kw, c * d, 1)
+        kh, kw = kernel.shape[:2]
         _, h, w, _ = inputs.shape
         if padding == "same":
             pads = (_same_pads(h, kh, strides[0]), _same_pads(w, kw, strides[1]))
