@@ -901,11 +901,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         return _worker_main(args)
+    from zoo.errors import SpatialmixError  # light: zoo imports Keras lazily
+
     try:
         return run(args)
-    except Exception as error:  # the parent imports no ML library; zoo.errors only if it raised
-        if type(error).__name__ != "SpatialmixError":
-            raise
+    except SpatialmixError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

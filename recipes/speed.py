@@ -44,8 +44,9 @@ data formats, dilation, masks, renorm, mixed precision, ...).
   * `depthwise_conv` is a sum of k² shifted multiply-adds that XLA fuses into one loop, with
     a hand-written VJP: input gradient = the same shift-add of the dilated output gradient
     with the flipped kernel; kernel gradient = a loop over pairs of output rows adding the
-    k² products into a cached accumulator (depth multiplier d > 1: the input repeated d
-    times, then the same);
+    k² products into a cached accumulator (depth multiplier d > 1: forward and kernel
+    gradient on the input repeated d times; the input gradient sums the d kernels with the
+    gradient's d copies laid out first);
   * 1×1 convolutions are one 2-D matrix product (XLA's convolution path made their kernel
     gradient a 16×16-window convolution over transposed copies, ~5× slower);
   * exact GELU via erf instead of erfc (XLA:CPU evaluates erf faster).
@@ -517,7 +518,7 @@ def _make_jax_depthwise(original):
 
     @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
     def dw(x, w, strides, pads, out_hw):
-        return forward(*repeated(jnp.pad(x, ((0, 0), *pads, (0, 0))), w), strides, out_hw)
+        return dw_fwd(x, w, strides, pads, out_hw)[0]
 
     def dw_fwd(x, w, strides, pads, out_hw):
         xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
