@@ -9,8 +9,7 @@ import os
 import sys
 import time
 
-BACKENDS = ("tensorflow", "jax", "torch")
-SCALES = ("smoke", "cpu", "paper")
+from recipes.core.choices import BACKENDS, DEFAULT_BACKEND, SCALES, default_backend
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,11 +30,11 @@ def build_parser():
     show.add_argument("recipe")
     run = sub.add_parser("run", help="run (or resume) a recipe; writes one run folder")
     run.add_argument("recipe")
-    run.add_argument("--scale", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    run.add_argument("--scale", default="cpu", help=f"{' | '.join(SCALES)} (default: cpu)")
     run.add_argument("--dataset", help="override the scale's dataset (see `spatialmix show RECIPE`)")
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: ./runs)")
     run.add_argument("--seed", default="0", help="offset added to the scale's seeds (default: 0)")
-    run.add_argument("--backend", help="tensorflow | jax | torch (default: $KERAS_BACKEND, else torch, "
+    run.add_argument("--backend", help=f"{' | '.join(BACKENDS)} (default: $KERAS_BACKEND, else {DEFAULT_BACKEND}, "
                      "the fastest on CPU in `spatialmix bench`)")
     run.add_argument("--data-dir", help="TFDS data dir for paper-scale datasets (default: TFDS's own)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -63,9 +62,7 @@ def main(argv=None):
     if backend:
         os.environ["KERAS_BACKEND"] = backend
     elif args.command == "run":
-        from recipes import speed  # light: no Keras
-
-        os.environ["KERAS_BACKEND"] = speed.default_backend()  # $KERAS_BACKEND, else the fastest on CPU
+        os.environ["KERAS_BACKEND"] = default_backend()  # $KERAS_BACKEND, else the fastest on CPU
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from zoo.errors import SpatialmixError  # light: no Keras yet
 
@@ -108,7 +105,7 @@ def _fail(message):
 
 
 def cmd_list(args, argv):
-    from recipes.registry import get_recipe, list_recipes
+    from recipes.core.registry import get_recipe, list_recipes
 
     for rid in list_recipes():
         recipe = get_recipe(rid)
@@ -116,8 +113,8 @@ def cmd_list(args, argv):
 
 
 def cmd_show(args, argv):
-    from recipes.engine import expand_grid
-    from recipes.registry import get_recipe
+    from recipes.core.engine import expand_grid
+    from recipes.core.registry import get_recipe
 
     recipe = get_recipe(args.recipe)
     print(f"{recipe.id}: {recipe.title}\npaper {recipe.paper}\nclaim: {recipe.claim}\nmetric: {recipe.metric}")
@@ -135,8 +132,8 @@ def cmd_show(args, argv):
 
 
 def cmd_run(args, argv):
-    from recipes.engine import check_writable, resolve
-    from recipes.registry import get_recipe
+    from recipes.core.engine import check_writable, resolve
+    from recipes.core.registry import get_recipe
     from zoo.errors import SpatialmixError
 
     try:
@@ -150,12 +147,11 @@ def cmd_run(args, argv):
     resolve(recipe, args.scale, args.dataset)
     check_writable(args.runs_dir)
     import_tensorflow_quietly()
-    from recipes.engine import run_recipe, write_outputs
+    from recipes.core.engine import run_recipe
 
     printer = None if args.quiet else ProgressPrinter()
-    run_dir = run_recipe(recipe, args.scale, args.dataset, args.runs_dir, seed, args.data_dir,
-                         argv=["spatialmix", *argv], progress=printer)
-    verdict = write_outputs(recipe, run_dir)
+    run_dir, verdict = run_recipe(recipe, args.scale, args.dataset, args.runs_dir, seed, args.data_dir,
+                                  argv=["spatialmix", *argv], progress=printer)
     print(f"\n{recipe.id}: the claim {verdict.verdict} at {args.scale} scale. {verdict.summary}")
     if verdict.table:
         print(verdict.table)
@@ -166,8 +162,8 @@ def cmd_results(args, argv):
     import glob
     import json
 
-    from recipes import runlog
-    from recipes.registry import get_recipe
+    from recipes.core import runlog
+    from recipes.core.registry import get_recipe
 
     pattern = os.path.join(args.runs_dir, args.recipe or "*", "*", "run.json")
     if args.recipe:
@@ -193,7 +189,7 @@ def cmd_results(args, argv):
 
 
 def _grid_of(recipe, meta):
-    from recipes.engine import expand_grid
+    from recipes.core.engine import expand_grid
 
     return expand_grid(recipe.scales[meta["scale"]], meta.get("seed", 0))
 
@@ -213,19 +209,20 @@ def cmd_models(args, argv):
     from zoo.registry import MODELS, model_defaults
 
     for name in sorted(MODELS):
-        print(f"{name:<22} {MODELS[name][1]}")
+        print(f"{name:<22} {MODELS[name].description}")
         defaults = model_defaults(name)
         print("    " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
 
 
 def cmd_bench(args, argv):
-    from recipes import bench  # its own parser: it may start one subprocess per backend
+    from recipes.perf.bench.cli import configure_parser  # its own options (it starts one worker per backend)
+    from recipes.perf.bench.runner import run
 
     parser = Parser(prog="spatialmix bench", description="Time the zoo's training step on each backend "
                     "against a plain PyTorch ConvMixer.")
-    bench.configure_parser(parser)
+    configure_parser(parser)
     rest = args.bench_args[1:] if args.bench_args[:1] == ["--"] else args.bench_args
-    return bench.run(parser.parse_args(rest))
+    return run(parser.parse_args(rest))
 
 
 COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "results": cmd_results,

@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 
 import zoo
-from recipes import bench, speed
+from recipes.core.choices import BACKENDS, DEFAULT_BACKEND, MODES, default_backend
+from recipes.perf import flops, speed
+from recipes.perf.bench import config as bench_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -141,7 +143,7 @@ def test_fast_ops_leave_models_and_keras_untouched(tmp_path):
 def test_peer_has_the_zoo_convmixers_parameters_and_outputs(mode):
     import torch
 
-    from recipes import torch_peer
+    from recipes.perf import torch_peer
 
     keras.utils.set_random_seed(0)
     model = zoo.create_model("convmixer", width=16, depth=2, kernel_size=5, patch_size=2, num_classes=10,
@@ -173,18 +175,18 @@ def test_peer_has_the_zoo_convmixers_parameters_and_outputs(mode):
 def test_flop_counts_agree_with_the_formula_and_the_peer():
     import torch
 
-    from recipes import torch_peer
+    from recipes.perf import torch_peer
 
     w, depth, k, p, n, batch = 32, 2, 5, 2, 10, 3
     model = zoo.create_model("convmixer", width=w, depth=depth, kernel_size=k, patch_size=p, num_classes=n,
                              input_shape=(16, 16, 3), mode="chans")
     net = torch_peer.set_mode(torch_peer.convmixer(w, depth, k, p, n), "chans")
-    keras_layers = bench.keras_layer_flops(model, batch)
-    peer_layers = torch_peer.layer_flops(net, torch.zeros(batch, 3, 16, 16))
+    keras_layers = flops.keras_layer_flops(model, batch)
+    peer_layers = flops.torch_layer_flops(net, torch.zeros(batch, 3, 16, 16))
     assert keras_layers == peer_layers
     pixels = batch * 8 * 8
     stem, spatial, channel, head = 2 * pixels * w * p * p * 3, 2 * pixels * w * k * k, 2 * pixels * w * w, 2 * batch * w * n
-    forward, train = bench.train_flops(keras_layers)
+    forward, train = flops.train_flops(keras_layers)
     assert forward == stem + depth * (spatial + channel) + head
     # chans: stem and depthwise frozen (no weight gradient); no input gradient for the stem
     assert train == forward + depth * (spatial + 2 * channel) + 2 * head
@@ -194,16 +196,31 @@ def test_flop_counts_agree_with_the_formula_and_the_peer():
 
 
 def test_speed_api():
-    assert speed.default_backend() == (os.environ.get("KERAS_BACKEND") or speed.RECOMMENDED_CPU_BACKEND)
+    assert default_backend() == (os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)
     assert isinstance(speed.compile_kwargs(), dict)
-    assert speed.RECOMMENDED_CPU_BACKEND in bench.KERAS_BACKENDS
+    assert DEFAULT_BACKEND in BACKENDS
+
+
+def test_bench_rejects_unknown_backend_quickly():
+    """`--backend` means `--backends`; an unknown name is one line and exit 2, before any worker starts."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
+    for flag in ("--backend", "--backends"):
+        proc = subprocess.run([sys.executable, "-m", "recipes.cli", "bench", flag, "theano"],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and "theano" in proc.stderr and "tensorflow" in proc.stderr
+        assert proc.stdout == ""
+    # the workers' own options are not reachable from the bench's command line
+    proc = subprocess.run([sys.executable, "-m", "recipes.cli", "bench", "--worker", "keras"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert proc.returncode == 2 and "--worker" in proc.stderr
 
 
 def test_bench_tiny_smoke(tmp_path):
     backend = keras.backend.backend()
     out = tmp_path / "bench.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
-    proc = subprocess.run([sys.executable, "-m", "recipes.bench", "--size", "tiny", "--repeats", "1",
+    proc = subprocess.run([sys.executable, "-m", "recipes.perf.bench", "--size", "tiny", "--repeats", "1",
                            "--backends", backend, "--json", str(out), "--quiet"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
@@ -211,8 +228,8 @@ def test_bench_tiny_smoke(tmp_path):
     result = json.loads(out.read_text())
     assert not result["errors"]
     impls = [backend] + (["peer"] if HAS_TORCH else [])
-    expected = {f"{model}/{mode}/train" for model in bench.MODELS for mode in bench.MODES}
-    expected |= {f"{model}/full/infer" for model in bench.MODELS}
+    expected = {f"{model}/{mode}/train" for model in bench_config.MODELS for mode in MODES}
+    expected |= {f"{model}/full/infer" for model in bench_config.MODELS}
     assert set(result["cases"]) == expected
     for cid, per_impl in result["cases"].items():
         wanted = [i for i in impls if i != "peer" or cid.startswith("convmixer")]
@@ -225,5 +242,5 @@ def test_bench_tiny_smoke(tmp_path):
         if HAS_TORCH and row["model"] == "convmixer" and row["impl"] != "peer":
             assert row["vs_peer"]["median"] > 0
     assert result["roof_gflops"] > 0
-    assert all(result["pipeline"][name][0] > 0 for name in bench.PIPELINES)
+    assert all(result["pipeline"][name][0] > 0 for name in bench_config.PIPELINES)
     assert result["goals"]

@@ -111,7 +111,7 @@ def test_smoke_run_leaves_every_artefact_and_second_run_does_nothing(tmp_path):
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["backend"] and meta["invocations"][0]["versions"]["keras"] and "git_commit" in meta["invocations"][0]
     # the engine trains on the measured-fastest CPU backend unless told otherwise, with its fast ops
-    from recipes import speed
+    from recipes.perf import speed
     assert meta["backend"] == speed.default_backend()
     runtime = meta["invocations"][0]["runtime"]
     assert runtime["backend"] == meta["backend"] and (runtime.get("fast_ops") or not speed.fast_ops_wanted()), runtime

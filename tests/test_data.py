@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from recipes import data
+from recipes.core import data
 from zoo.errors import SpatialmixError
 
 tf = pytest.importorskip("tensorflow")

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import zoo
-from recipes import data
-from recipes.convmixer_mixing import CLOSE, FAR, RECIPE, check
-from recipes.engine import expand_grid
-from recipes.train import make_optimizer
+from recipes.core import data
+from recipes.paper_a.convmixer_mixing import CLOSE, FAR, RECIPE, check
+from recipes.core.engine import expand_grid
+from recipes.core.train import make_optimizer
 
 
 def convmixer_params(w, depth, k, p, channels, classes):

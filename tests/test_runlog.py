@@ -8,11 +8,11 @@ import subprocess
 import sys
 import time
 
-from recipes import runlog
+from recipes.core import runlog
 
 EVENT_WRITER = """
 import sys
-from recipes.runlog import EventLog
+from recipes.core.runlog import EventLog
 log = EventLog(sys.argv[1])
 i = 0
 while True:
@@ -22,7 +22,7 @@ while True:
 
 ROW_WRITER = """
 import sys
-from recipes.runlog import append_result
+from recipes.core.runlog import append_result
 i = 0
 while True:
     append_result(sys.argv[1], {"cell": f"cell{i}", "mode": "chans", "depth": i % 7, "note": "y" * (i % 500),

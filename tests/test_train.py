@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from recipes.train import OneCycleLinear, make_optimizer, step_decay
+from recipes.core.train import OneCycleLinear, make_optimizer, step_decay
 
 
 def lr_at(schedule, step):

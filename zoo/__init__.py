@@ -17,6 +17,7 @@ _EXPORTS = {
     "MODES": "zoo.modes", "count_params": "zoo.modes", "init_spatial": "zoo.modes", "layer_role": "zoo.modes",
     "set_mode": "zoo.modes", "spatial_layers": "zoo.modes",
     "create_model": "zoo.registry", "list_models": "zoo.registry", "model_defaults": "zoo.registry",
+    "tiny_config": "zoo.registry",
 }
 
 __all__ = sorted(_EXPORTS)

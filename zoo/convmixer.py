@@ -13,6 +13,7 @@ import keras
 from keras import layers
 
 from zoo.blocks import apply_batch_norm, apply_rescaling, torch_default_init
+from zoo.spec import ModelEntry
 
 
 def apply_gelu_bn(x, name):
@@ -52,3 +53,13 @@ def convmixer_unshuffler(width=256, depth=8, kernel_size=5, input_shape=(32, 32,
     x = apply_convmixer_trunk(x, width, depth, kernel_size, patch_size=1)
     outputs = layers.Conv2D(input_shape[-1], 1, kernel_initializer=torch_default_init(), name="head_projection")(x)
     return keras.Model(inputs, outputs, name=f"convmixer_unshuffler_{width}_{depth}")
+
+
+MODELS = {
+    "convmixer": ModelEntry(
+        convmixer, "ConvMixer-w/n (k, p) with a linear classifier", lambda c: c["patch_size"],
+        tiny={"width": 8, "depth": 1, "kernel_size": 3, "patch_size": 2, "input_shape": (8, 8, 3)}),
+    "convmixer_unshuffler": ModelEntry(
+        convmixer_unshuffler, "patch-size-1 ConvMixer with a 1×1 projection back to the image (paper A §4.4)",
+        lambda c: 1, tiny={"width": 8, "depth": 1, "kernel_size": 3, "input_shape": (8, 8, 1)}),
+}

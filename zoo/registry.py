@@ -1,33 +1,35 @@
-"""`list_models()` and `create_model(name, **config)`: the zoo's one entry point."""
+"""`list_models()` and `create_model(name, **config)`: the zoo's one entry point.
 
+The registry finds its members itself: every module of the `zoo` package that defines
+`MODELS = {name: zoo.spec.ModelEntry(...)}` contributes them. A new family is one new
+module; the contract tests (tests/test_contracts.py) iterate over `list_models()`.
+"""
+
+import importlib
 import inspect
+import pkgutil
 
-from zoo.convmixer import convmixer, convmixer_unshuffler
+import zoo
 from zoo.errors import SpatialmixError, check, check_choice, check_positive_int
 from zoo.filters import FILTER_KINDS
 from zoo.modes import MODES, init_spatial, set_mode
-from zoo.sep_resnet import sep_resnet
+from zoo.spec import ModelEntry  # noqa: F401
 
 
-def sep_resnet_cifar(depth=3, width=16, width_multiplier=1.0, depth_multiplier=9, kernel_size=3,
-                     num_classes=10, input_shape=(32, 32, 3), mean=0.0, std=1.0):
-    return sep_resnet("cifar", depth, width, width_multiplier, depth_multiplier, kernel_size,
-                      num_classes, input_shape, mean, std)
+def _families():
+    """{name: ModelEntry} from every zoo module that declares MODELS."""
+    found = {}
+    for info in sorted(pkgutil.iter_modules(zoo.__path__), key=lambda i: i.name):
+        if info.name == "registry":
+            continue
+        module = importlib.import_module(f"zoo.{info.name}")
+        for name, entry in getattr(module, "MODELS", {}).items():
+            assert name not in found, f"zoo model {name!r} is declared twice"
+            found[name] = entry
+    return found
 
 
-def sep_resnet_imagenet(depth=2, width=64, width_multiplier=1.0, depth_multiplier=9, kernel_size=3,
-                        num_classes=1000, input_shape=(224, 224, 3), mean=0.0, std=1.0):
-    return sep_resnet("imagenet", depth, width, width_multiplier, depth_multiplier, kernel_size,
-                      num_classes, input_shape, mean, std)
-
-
-# name -> (builder, one-line description, the total down-sampling of the input)
-MODELS = {
-    "sep_resnet_cifar": (sep_resnet_cifar, "separable pre-activation ResNet, CIFAR variant (6n+2 layers)", lambda c: 4),
-    "sep_resnet_imagenet": (sep_resnet_imagenet, "separable pre-activation ResNet, ImageNet variant (8n+2 layers)", lambda c: 32),
-    "convmixer": (convmixer, "ConvMixer-w/n (k, p) with a linear classifier", lambda c: c["patch_size"]),
-    "convmixer_unshuffler": (convmixer_unshuffler, "patch-size-1 ConvMixer with a 1×1 projection back to the image (paper A §4.4)", lambda c: 1),
-}
+MODELS = _families()  # name -> ModelEntry
 
 COMMON = {"mode": "full", "filters": "random", "smoothing": 1.0, "seed": 0}
 
@@ -37,10 +39,16 @@ def list_models():
     return sorted(MODELS)
 
 
+def tiny_config(name):
+    """A small config of `name` that builds in a second (the contract tests use it)."""
+    check_choice("model", name, list_models())
+    return dict(MODELS[name].tiny)
+
+
 def model_defaults(name):
     """The full default config of `name`, common keys included."""
     check_choice("model", name, list_models())
-    builder = MODELS[name][0]
+    builder = MODELS[name].builder
     params = inspect.signature(builder).parameters
     return {**{k: p.default for k, p in params.items()}, **COMMON}
 
@@ -60,7 +68,7 @@ def create_model(name, **config):
     full.update(config)
     _validate(name, full)
     builder_args = {k: v for k, v in full.items() if k not in COMMON}
-    model = MODELS[name][0](**builder_args)
+    model = MODELS[name].builder(**builder_args)
     init_spatial(model, full["filters"], seed=full["seed"], smoothing=full["smoothing"])
     return set_mode(model, full["mode"])
 
@@ -80,7 +88,7 @@ def _validate(name, c):
     shape = c["input_shape"]
     check(isinstance(shape, (tuple, list)) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape),
           f"input_shape must be (height, width, channels) of positive integers, got {shape!r}")
-    stride = MODELS[name][2](c)
+    stride = MODELS[name].downsampling(c)
     check(shape[0] % stride == 0 and shape[1] % stride == 0,
           f"input size {shape[0]}×{shape[1]} is not divisible by {stride}, the down-sampling of {name!r}"
           + (f" (patch_size={c['patch_size']})" if "patch_size" in c else "") + "; choose a size that is")
@@ -96,4 +104,4 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-__all__ = ["list_models", "create_model", "model_defaults", "MODELS", "SpatialmixError"]
+__all__ = ["list_models", "create_model", "model_defaults", "tiny_config", "MODELS", "SpatialmixError"]

@@ -17,6 +17,7 @@ import keras
 from keras import layers
 
 from zoo.blocks import apply_batch_norm, apply_rescaling, apply_separable
+from zoo.spec import ModelEntry
 
 
 def apply_preact_block(x, filters, strides, kernel_size, depth_multiplier, name):
@@ -50,3 +51,27 @@ def sep_resnet(variant, depth, width, width_multiplier=1.0, depth_multiplier=9, 
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = layers.Dense(num_classes, name="classifier")(x)
     return keras.Model(inputs, outputs, name=f"sep_resnet_{variant}_{6 * depth + 2 if not imagenet else 8 * depth + 2}")
+
+
+def sep_resnet_cifar(depth=3, width=16, width_multiplier=1.0, depth_multiplier=9, kernel_size=3,
+                     num_classes=10, input_shape=(32, 32, 3), mean=0.0, std=1.0):
+    """CIFAR variant: 6n+2 layers (n = `depth`), stage widths width·m, 2width·m, 4width·m."""
+    return sep_resnet("cifar", depth, width, width_multiplier, depth_multiplier, kernel_size,
+                      num_classes, input_shape, mean, std)
+
+
+def sep_resnet_imagenet(depth=2, width=64, width_multiplier=1.0, depth_multiplier=9, kernel_size=3,
+                        num_classes=1000, input_shape=(224, 224, 3), mean=0.0, std=1.0):
+    """ImageNet variant: 8n+2 layers, a 7×7/2 separable stem and a max-pool, four stages."""
+    return sep_resnet("imagenet", depth, width, width_multiplier, depth_multiplier, kernel_size,
+                      num_classes, input_shape, mean, std)
+
+
+MODELS = {
+    "sep_resnet_cifar": ModelEntry(
+        sep_resnet_cifar, "separable pre-activation ResNet, CIFAR variant (6n+2 layers)", lambda c: 4,
+        tiny={"depth": 1, "width": 4, "depth_multiplier": 2, "input_shape": (16, 16, 3)}),
+    "sep_resnet_imagenet": ModelEntry(
+        sep_resnet_imagenet, "separable pre-activation ResNet, ImageNet variant (8n+2 layers)", lambda c: 32,
+        tiny={"depth": 1, "width": 4, "depth_multiplier": 2, "num_classes": 10, "input_shape": (32, 32, 3)}),
+}

@@ -19,15 +19,15 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
+import typing
 
-from recipes import runlog, speed
+from recipes.core import runlog
+from recipes.core.choices import SCALES
+from recipes.perf import speed
 from zoo.errors import SpatialmixError, check, check_choice
 
-SCALES = ("smoke", "cpu", "paper")
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +72,11 @@ class Verdict:
 
     def __post_init__(self):
         assert self.verdict in ("holds", "does not hold", "inconclusive"), self.verdict
+
+
+class RunResult(typing.NamedTuple):
+    run_dir: str
+    verdict: Verdict
 
 
 @dataclasses.dataclass
@@ -187,15 +192,6 @@ class RunLock:
         self.f.close()
 
 
-def versions():
-    found = {"python": platform.python_version()}
-    for name in ("keras", "tensorflow", "jax", "torch", "numpy"):
-        module = sys.modules.get(name)
-        if module is not None:
-            found[name] = getattr(module, "__version__", "?")
-    return found
-
-
 def git_commit():
     here = os.path.dirname(os.path.abspath(__file__))
     try:
@@ -212,7 +208,7 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
     """Run (or resume) every cell of `recipe` at `scale_name`; write figure and report.
 
     `progress(event_dict)` is called with every event (the CLI prints them).
-    Returns the run folder. User errors raise SpatialmixError before anything is written.
+    Returns RunResult(run_dir, verdict); the figure and report are written once, here. User errors raise SpatialmixError before anything is written.
     """
     import keras
 
@@ -221,7 +217,7 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
     check_writable(runs_dir)
     # threads (TensorFlow's only before its first op) and the backend's fast ops
     runtime = speed.configure_runtime(fast_ops=speed.fast_ops_wanted())
-    from recipes import data
+    from recipes.core import data
     data.num_examples(dataset, "test", data_dir=data_dir)  # a missing TFDS set fails here, before any file
     backend = keras.backend.backend()
     run_dir = run_dir_for(runs_dir, recipe, scale_name, dataset, seed)
@@ -269,7 +265,7 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
                 emit("cell_end", cell=cid, index=index, cells_total=len(grid), metrics=metrics,
                      wall_s=metrics.get("wall_s"))
             current = None
-            write_outputs(recipe, run_dir)
+            verdict = write_outputs(recipe, run_dir)
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -285,13 +281,13 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
             done = len(runlog.read_results(results_path))
             emit("run_end", status=status, cells_done=done, cells_total=len(grid),
                  wall_s=round(time.time() - t_run, 2))
-    return run_dir
+    return RunResult(run_dir, verdict)
 
 
 def _run_one(cell, emit):
     import keras
 
-    from recipes.train import last_checkpoint
+    from recipes.core.train import last_checkpoint
 
     _, resumed = last_checkpoint(cell.dir)
     emit("cell_start", cell=cell.id, index=cell.index, cells_total=cell.total, config=cell.config,
@@ -305,7 +301,7 @@ def _run_one(cell, emit):
 
 
 def _resume_checkpoints(cell_dir):
-    from recipes.train import checkpoints
+    from recipes.core.train import checkpoints
 
     return checkpoints(cell_dir)
 
@@ -320,7 +316,7 @@ def _update_meta(path, recipe, scale_name, dataset, seed, backend, argv, runtime
         with open(path) as f:
             meta = json.load(f)
     invocation = {"argv": argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
-                  "versions": versions(), "git_commit": git_commit(), "host": platform.node(),
+                  "versions": runlog.versions(), "git_commit": git_commit(), "host": platform.node(),
                   "runtime": runtime}
     meta.update({"recipe": recipe.id, "title": recipe.title, "paper": recipe.paper, "scale": scale_name,
                  "dataset": dataset, "seed": seed, "backend": backend,

@@ -2,23 +2,22 @@
 only channel mixing (chans: depthwise filters and patch stem frozen at random init), or
 only spatial mixing (space: pointwise convs frozen). Claim: chans ≈ full ≫ space."""
 
-from recipes import claims
-from recipes.engine import Recipe, Scale, Verdict
-
-MODES = ["full", "chans", "space"]
+from recipes.core import claims
+from recipes.core.choices import MODES
+from recipes.core.engine import Recipe, Scale, Verdict
 # Chosen before any run, from the paper's gaps (chans within ~1-2 points of full on
 # CIFAR, space far behind): "≈" is a gap of at most CLOSE, "≫" a margin of at least FAR.
 CLOSE, FAR = 0.03, 0.05
 
 SCALES = {
     "smoke": Scale(
-        dataset="digits", grid={"mode": MODES, "depth": [1]}, seeds=(0,),
+        dataset="digits", grid={"mode": list(MODES), "depth": [1]}, seeds=(0,),
         model={"width": 16, "kernel_size": 3, "patch_size": 1},
         budget={"epochs": 2, "steps_per_epoch": 4, "batch_size": 64, "lr": 0.01, "weight_decay": 0.01},
         datasets=("textures", "digits32"),
     ),
     "cpu": Scale(
-        dataset="textures", grid={"mode": MODES, "depth": [2, 4]}, seeds=(0, 1),
+        dataset="textures", grid={"mode": list(MODES), "depth": [2, 4]}, seeds=(0, 1),
         model={"width": 64, "kernel_size": 5, "patch_size": 2},
         budget={"epochs": 8, "batch_size": 128, "lr": 0.01, "weight_decay": 0.01},
         datasets=("digits", "digits32"),
@@ -26,7 +25,7 @@ SCALES = {
              "the reference's AdamW one-cycle schedule scaled to 8 epochs of batch 128 (to fit 10 minutes on 2 cores).",
     ),
     "paper": Scale(
-        dataset="cifar10", grid={"mode": MODES, "depth": [2, 4, 8, 16]}, seeds=(0,),
+        dataset="cifar10", grid={"mode": list(MODES), "depth": [2, 4, 8, 16]}, seeds=(0,),
         model={"width": 128, "kernel_size": 8, "patch_size": 1},
         budget={"epochs": 25, "batch_size": 512, "lr": 0.01, "weight_decay": 0.01, "augment": True},
         datasets=("cifar100", "imagenet2012"),
@@ -40,7 +39,7 @@ SCALES = {
 
 
 def run_cell(cell):
-    from recipes.tasks import train_classifier
+    from recipes.core.tasks import train_classifier
 
     return train_classifier(cell, "convmixer", {**cell.model, "depth": cell.config["depth"],
                                                 "mode": cell.config["mode"]}, family="convmixer")

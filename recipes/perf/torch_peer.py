@@ -1,6 +1,6 @@
 """The peer baseline of `spatialmix bench`: a plain PyTorch ConvMixer, as in the reference code.
 
-    from recipes import torch_peer
+    from recipes.perf import torch_peer
     net = torch_peer.convmixer(width=256, depth=8, kernel_size=5, patch_size=2, num_classes=10)
     torch_peer.set_mode(net, "chans")                   # freeze stem + depthwise (weights and biases)
     torch_peer.copy_weights_from_keras(keras_model, net)  # same weights as a zoo ConvMixer
@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+
+from zoo.modes import MODES
 
 
 class Residual(nn.Module):
@@ -80,9 +82,6 @@ def spatial_convs(net):
 
 def channel_convs(net):
     return [net[3 + i][1] for i in range(depth_of(net))]
-
-
-MODES = ("full", "chans", "space")
 
 
 def set_mode(net, mode):
@@ -176,39 +175,6 @@ def copy_weights_from_keras(keras_model, torch_model):
     _set(torch_model[-1].weight, kernel.T)
     _set(torch_model[-1].bias, bias)
     return torch_model
-
-
-def layer_flops(net, x):
-    """[(forward FLOPs, trainable)] of every conv/linear layer in call order, for input batch `x`:
-    2 × multiply-adds, counted from the shapes seen in one forward pass (as recipes.bench counts);
-    (0, True) for a trainable BatchNorm (gradients must flow back through it)."""
-    found = []
-
-    def hook(module, inputs, output):
-        trainable = any(p.requires_grad for p in module.parameters())
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            flops = 2 * output.numel() * kh * kw * (module.in_channels // module.groups)
-        else:
-            flops = 2 * output.shape[0] * module.in_features * module.out_features
-        found.append((int(flops), trainable))
-
-    def other(module, inputs, output):
-        if any(p.requires_grad for p in module.parameters(recurse=False)):
-            found.append((0, True))
-
-    handles = [m.register_forward_hook(hook if isinstance(m, (nn.Conv2d, nn.Linear)) else other)
-               for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))]
-    was_training = net.training
-    try:
-        net.eval()
-        with torch.no_grad():
-            net(x)
-    finally:
-        net.train(was_training)
-        for h in handles:
-            h.remove()
-    return found
 
 
 def make_optimizer(net, lr=1e-3, weight_decay=0.004):

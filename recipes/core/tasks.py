@@ -5,8 +5,9 @@ import os
 import keras
 
 import zoo
-from recipes import data, speed
-from recipes.train import evaluate, export_plain, fit_resumable, make_optimizer
+from recipes.core import data
+from recipes.perf import speed
+from recipes.core.train import evaluate, export_plain, fit_resumable, make_optimizer
 
 
 def train_classifier(cell, model_name, model_config, family):

@@ -19,6 +19,8 @@ import csv
 import io
 import json
 import os
+import platform
+import sys
 import tempfile
 import time
 
@@ -55,7 +57,7 @@ class EventLog:
     def emit(self, event, **fields):
         assert event in EVENT_TYPES, event
         record = {"event": event, "time": round(time.time(), 3), **fields}
-        line = (json.dumps(record, default=_jsonable) + "\n").encode("utf-8")
+        line = (json.dumps(record, default=_json_default) + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)  # one write on O_APPEND: a line lands whole or not at all
@@ -65,11 +67,28 @@ class EventLog:
         return record
 
 
-def _jsonable(value):
+def _json_default(value):
+    """What json.dumps does with a value it does not know: numbers (NumPy scalars, 0-d
+    arrays, tensors) become floats, anything else its str."""
     try:
         return float(value)
     except (TypeError, ValueError):
         return str(value)
+
+
+def jsonable(value):
+    """A copy of `value` that JSON can hold (see `_json_default`), as the event log writes it."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def versions():
+    """Python's version and those of the frameworks this process has imported."""
+    found = {"python": platform.python_version()}
+    for name in ("keras", "tensorflow", "jax", "torch", "numpy"):
+        module = sys.modules.get(name)
+        if module is not None:
+            found[name] = getattr(module, "__version__", "?")
+    return found
 
 
 def read_events(path, start=0):

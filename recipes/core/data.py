@@ -1,6 +1,6 @@
 """Data sets for the recipes: the embedded ones (no network) and the TFDS ones (paper scale).
 
-    from recipes import data
+    from recipes.core import data
     data.dataset_names()                       # ['digits', 'digits32', 'patches', 'textures', 'cifar10', ...]
     spec = data.dataset_spec("textures", patch_size=24)
     x, y = data.load_arrays("digits", "train")  # embedded sets only: float32 NHWC, int32 labels

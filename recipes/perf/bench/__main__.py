@@ -1,0 +1,5 @@
+import sys
+
+from recipes.perf.bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,286 @@
+"""The bench's worker processes: one per Keras backend (and variant), one for the PyTorch peer,
+one for the input pipeline. Each builds and warms up its cases, then serves timing requests
+(one JSON line in, one JSON line out) until `quit`.
+
+Started only by the bench itself (`python -m recipes.perf.bench.workers KIND ...`): these
+options are not part of `spatialmix bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+
+from recipes.core.choices import BACKENDS
+from recipes.core.runlog import jsonable, versions
+from recipes.perf.bench.config import ZOO_NAMES
+from recipes.perf.flops import keras_layer_flops, torch_layer_flops, train_flops
+
+
+def _worker_main(args):
+    """Serve requests (one JSON line in, one JSON line out) until `quit` or end of input."""
+    reply = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # library prints go to stderr, never into the protocol
+    kind = args.worker
+    if kind == "keras":
+        worker = KerasWorker(args.backend, args.variant)
+    elif kind == "peer":
+        worker = PeerWorker(channels_last=args.variant == "channels_last")
+    else:
+        worker = PipelineWorker()
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["op"] == "quit":
+            break
+        try:
+            result = getattr(worker, "op_" + request["op"])(**request.get("args", {}))
+            answer = {"ok": True, "result": result}
+        except Exception:  # report, keep serving: one broken case must not sink the run
+            answer = {"ok": False, "error": traceback.format_exc()}
+        reply.write(json.dumps(answer) + "\n")
+    return 0
+
+
+def _median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _numpy_roof(n, repeats=3):
+    import numpy as np
+
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    a @ a
+    return 2 * n**3 / _median_time(lambda: a @ a, repeats) / 1e9
+
+
+class _Worker:
+    cases: dict
+
+    def op_time(self, case, steps):
+        fn = self.cases[case]
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return times
+
+
+class KerasWorker(_Worker):
+    def __init__(self, backend, variant):
+        self.backend, self.variant = backend, variant
+        self.settings = {}
+        if variant == "fast":
+            from recipes.perf import speed
+
+            self.settings = speed.configure_runtime(backend)
+            self.compile_kwargs = speed.compile_kwargs(backend)
+        else:
+            self.compile_kwargs = {}
+        import keras
+
+        assert keras.backend.backend() == backend, (keras.backend.backend(), backend)
+        self.keras = keras
+        self.cases = {}
+
+    def op_setup(self, size, cases):
+        import numpy as np
+
+        import zoo
+
+        keras = self.keras
+        info = {}
+        rng = np.random.default_rng(0)
+        for case in cases:
+            name, mode, kind = case["model"], case["mode"], case["kind"]
+            config = dict(size[name], input_shape=tuple(size[name]["input_shape"]))
+            batch = size["batch"]
+            x = rng.random((batch, *config["input_shape"]), dtype=np.float32)
+            y = rng.integers(0, config["num_classes"], batch).astype("int32")
+            start = time.perf_counter()
+            keras.utils.set_random_seed(0)
+            model = zoo.create_model(ZOO_NAMES[name], mode=mode, **config)
+            model.compile(optimizer=keras.optimizers.AdamW(1e-3),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), **self.compile_kwargs)
+            if kind == "train":
+                fn = (lambda m, a, b: lambda: m.train_on_batch(a, b))(model, x, y)
+            else:
+                fn = (lambda m, a: lambda: m.predict_on_batch(a))(model, x)
+            built = time.perf_counter()
+            fn()
+            first = time.perf_counter()
+            for _ in range(size["warmup"]):
+                fn()
+            self.cases[case["id"]] = fn
+            forward, train = train_flops(keras_layer_flops(model, batch))
+            counts = zoo.count_params(model)
+            info[case["id"]] = {
+                "build_s": built - start, "first_call_s": first - built,
+                "flops": train if kind == "train" else forward, "forward_flops": forward,
+                "params": sum(counts.values()),
+                "trainable_params": sum(v for k, v in counts.items() if k.endswith("_trainable")),
+            }
+        return {"cases": info, "versions": self._versions(), "settings": jsonable(self.settings),
+                "compile_kwargs": jsonable(self.compile_kwargs)}
+
+    def _versions(self):
+        return versions()
+
+    def op_roof(self, n):
+        import numpy as np
+
+        a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            t = tf.constant(a)
+            fn = lambda: tf.linalg.matmul(t, t).numpy()  # noqa: E731
+        elif self.backend == "jax":
+            import jax.numpy as jnp
+
+            t = jnp.asarray(a)
+            fn = lambda: (t @ t).block_until_ready()  # noqa: E731
+        else:
+            import torch
+
+            t = torch.from_numpy(a)
+            fn = lambda: torch.mm(t, t)  # noqa: E731
+        fn()
+        return {"gflops": 2 * n**3 / _median_time(fn, 3) / 1e9, "numpy_gflops": _numpy_roof(n)}
+
+
+class PeerWorker(_Worker):
+    def __init__(self, channels_last=False):
+        import torch
+
+        self.torch = torch
+        self.channels_last = channels_last
+        self.cases = {}
+
+    def op_setup(self, size, cases):
+        import numpy as np
+
+        from recipes.perf import torch_peer
+
+        torch = self.torch
+        info = {}
+        rng = np.random.default_rng(0)
+        config = size["convmixer"]
+        batch = size["batch"]
+        for case in cases:
+            mode, kind = case["mode"], case["kind"]
+            x = rng.random((batch, *config["input_shape"]), dtype=np.float32)
+            y = rng.integers(0, config["num_classes"], batch)
+            start = time.perf_counter()
+            torch.manual_seed(0)
+            net = torch_peer.convmixer(config["width"], config["depth"], config["kernel_size"],
+                                       config["patch_size"], config["num_classes"], config["input_shape"][2])
+            torch_peer.init_spatial_uniform(net)
+            torch_peer.set_mode(net, mode)
+            xt, yt = torch_peer.from_nhwc(x), torch.as_tensor(y).long()
+            if self.channels_last:  # not the reference code: PyTorch's NHWC memory format
+                net = net.to(memory_format=torch.channels_last)
+                xt = xt.contiguous(memory_format=torch.channels_last)
+            if kind == "train":
+                net.train()
+                step = torch_peer.make_train_step(net, torch_peer.make_optimizer(net))
+                fn = (lambda s, a, b: lambda: s(a, b))(step, xt, yt)
+            else:
+                net.eval()
+
+                def fn(net=net, xt=xt):
+                    with torch.no_grad():
+                        return net(xt)
+            built = time.perf_counter()
+            fn()
+            first = time.perf_counter()
+            for _ in range(size["warmup"]):
+                fn()
+            self.cases[case["id"]] = fn
+            forward, train = train_flops(torch_layer_flops(net, xt))
+            info[case["id"]] = {
+                "build_s": built - start, "first_call_s": first - built,
+                "flops": train if kind == "train" else forward, "forward_flops": forward,
+                "params": torch_peer.count_params(net),
+                "trainable_params": torch_peer.count_params(net, trainable_only=True),
+            }
+        return {"cases": info, "versions": versions(),
+                "settings": {"torch_threads": torch.get_num_threads(), "channels_last": self.channels_last},
+                "compile_kwargs": {}}
+
+    def op_roof(self, n):
+        import numpy as np
+
+        torch = self.torch
+        t = torch.from_numpy(np.random.default_rng(0).random((n, n), dtype=np.float32))
+        torch.mm(t, t)
+        return {"gflops": 2 * n**3 / _median_time(lambda: torch.mm(t, t), 3) / 1e9, "numpy_gflops": _numpy_roof(n)}
+
+
+class PipelineWorker:
+    """The input pipeline of `recipes.data`, on the data sets the recipes use."""
+
+    def __init__(self):
+        from recipes.core import data
+
+        self.data = data
+        self.tf = data._tf()
+        self.datasets = {}
+
+    def op_setup(self, size, cases):
+        import numpy as np
+
+        data, tf = self.data, self.tf
+        batch = size["batch"]
+        self.datasets["digits"] = data.load_dataset("digits", "train", batch_size=batch, repeat=True)
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (10_000, 32, 32, 3), dtype=np.uint8)
+        labels = rng.integers(0, 10, 10_000).astype(np.int64)
+        spec = data.dataset_spec("cifar10")
+        for augment in (False, True):
+            # what load_dataset builds for cifar10 (decoded uint8 cached in memory, shuffled, then
+            # repeat/batch/convert/prefetch), with the TFDS reader replaced by in-memory arrays
+            ds = tf.data.Dataset.from_tensor_slices((images, labels)).cache()
+            ds = ds.shuffle(10_000, seed=0, reshuffle_each_iteration=True)
+            ds = data._finish(tf, ds, "cifar10", spec, batch_size=batch, augment=augment, seed=0, repeat=True,
+                              drop_remainder=False, labelled=True, to_float=True)
+            self.datasets["cifar_shaped_augment" if augment else "cifar_shaped"] = ds
+        self.iterators = {name: iter(ds) for name, ds in self.datasets.items()}
+        for name in self.iterators:
+            self.op_pipeline(name, 20)  # warm-up: fills the shuffle buffer and the cache
+        return {"cases": {}, "versions": versions(), "settings": {}, "compile_kwargs": {}}
+
+    def op_pipeline(self, name, batches):
+        iterator = self.iterators[name]
+        count = 0
+        start = time.perf_counter()
+        for _ in range(batches):
+            images, _ = next(iterator)
+            count += int(images.shape[0])
+        return {"images_per_s": count / (time.perf_counter() - start), "images": count}
+
+    def op_roof(self, n):
+        return None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m recipes.perf.bench.workers",
+                                     description="one bench worker (started by spatialmix bench)")
+    parser.add_argument("worker", choices=["keras", "peer", "pipeline"])
+    parser.add_argument("--backend", choices=BACKENDS, default=None)
+    parser.add_argument("--variant", default="fast")
+    return _worker_main(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

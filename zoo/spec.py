@@ -1,0 +1,20 @@
+"""The zoo's registry record: plain data, no Keras import."""
+
+import dataclasses
+from typing import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """One zoo model, as a family module declares it in its `MODELS` dict.
+
+    builder:      config keyword arguments -> keras.Model (its signature gives the defaults)
+    description:  one line, for `spatialmix models`
+    downsampling: config -> the total down-sampling of the input (input sizes must divide it)
+    tiny:         a small config that builds and trains in a second, for the contract tests
+    """
+
+    builder: Callable
+    description: str
+    downsampling: Callable[[dict], int]
+    tiny: dict = dataclasses.field(default_factory=dict)
