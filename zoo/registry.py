@@ -69,12 +69,16 @@ def create_model(name, **config):
     _validate(name, full)
     builder_args = {k: v for k, v in full.items() if k not in COMMON}
     model = MODELS[name].builder(**builder_args)
+    if MODELS[name].modes == ("full",):  # no depthwise spatial mixers: nothing to initialise or freeze
+        return model
     init_spatial(model, full["filters"], seed=full["seed"], smoothing=full["smoothing"])
     return set_mode(model, full["mode"])
 
 
 def _validate(name, c):
     check_choice("mode", c["mode"], MODES)
+    check(c["mode"] in MODELS[name].modes,
+          f"model {name!r} supports mode {', '.join(MODELS[name].modes)} only, not {c['mode']!r}")
     check_choice("filter kind", c["filters"], FILTER_KINDS)
     check(_is_number(c["smoothing"]) and c["smoothing"] > 0, f"smoothing must be a number > 0, got {c['smoothing']!r}")
     check_positive_int("seed", c["seed"], minimum=0)
