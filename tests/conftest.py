@@ -5,8 +5,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-BACKENDS = ("tensorflow", "jax", "torch")
-
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():

@@ -20,4 +20,6 @@ def run_python(code, backend, timeout=300, cwd=None, env=None):
 
 
 def other_backends():
-    return [b for b in ("tensorflow", "jax", "torch") if b != keras.backend.backend()]
+    from recipes.core.choices import BACKENDS
+
+    return [b for b in BACKENDS if b != keras.backend.backend()]

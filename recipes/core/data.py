@@ -6,7 +6,7 @@
     x, y = data.load_arrays("digits", "train")  # embedded sets only: float32 NHWC, int32 labels
     ds = data.load_dataset("cifar10", "train", batch_size=128, augment=True, data_dir="/data/tfds")
 
-Conventions (see ../shared/DESIGN.md):
+Conventions:
 - Images are float32 NHWC in [0, 1]; models normalise inside with `spec.mean` / `spec.std`.
   The one exception is `textures`: every patch is standardised to zero mean and unit
   variance, so its values are NOT in [0, 1] (its spec says mean 0, std 1).
