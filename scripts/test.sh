@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
 # The whole test suite, on all three Keras backends. Sets up its own environment first.
-#   zoo, serialization and attack tests (marker `backends`): tensorflow, jax and torch
+#   zoo, serialization and attack tests (marker `backends`): once per backend
 #   engine, recipe and front-end tests: once, on the default backend
-# Extra arguments go to every pytest call (e.g. -x, -k name).
+# Tiers: by default every test runs (what CI runs). `--quick` as the first argument skips the
+# `slow` tier (kill -9 resume, paper-size builds, real smoke runs of every recipe).
+# Other arguments go to every pytest call (e.g. -x, -k name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 py=.venv/bin/python
+tier=""
+if [ "${1:-}" = "--quick" ]; then
+  tier=" and not slow"
+  shift
+fi
 out=.test-results
 rm -rf "$out" && mkdir -p "$out"
+backends=$("$py" -c "from recipes.core.choices import BACKENDS; print(*BACKENDS)")
+default=$("$py" -c "from recipes.core.choices import default_backend; print(default_backend())")
 status=0
-for backend in tensorflow jax torch; do
+for backend in $backends; do
   echo "=== backend: $backend (zoo, serialization, attacks)"
-  KERAS_BACKEND=$backend "$py" -m pytest -m backends --junitxml="$out/$backend.xml" "$@" || status=1
+  KERAS_BACKEND=$backend "$py" -m pytest -m "backends$tier" --junitxml="$out/$backend.xml" "$@" || status=1
 done
-echo "=== default backend: engine, recipes, front ends"
-"$py" -m pytest -m "not backends" --junitxml="$out/engine.xml" "$@" || status=1
+echo "=== default backend ($default): engine, recipes, front ends"
+KERAS_BACKEND=$default "$py" -m pytest -m "not backends$tier" --junitxml="$out/engine.xml" "$@" || status=1
 "$py" scripts/summarize_tests.py "$out"/*.xml || status=1
 exit $status
