@@ -124,3 +124,27 @@ def test_recipe_module_imports_without_keras(rid):
 @pytest.mark.parametrize("rid", list_recipes())
 def test_readme_recipe_table_lists_the_recipe(rid):
     assert rid in _readme_recipe_ids(), f"README.md's recipe table has no row for `{rid}`"
+
+
+@pytest.mark.parametrize("rid", list_recipes())
+def test_recipe_smoke_run_writes_every_artefact(rid, tmp_path):
+    """`--scale smoke` end to end, in this process (the CLI path is tested once in test_cli.py):
+    one results row per cell, the cells' plain checkpoints, the figure, the report, the events."""
+    from recipes.core import runlog
+    from recipes.core.engine import expand_grid, run_recipe
+
+    recipe = get_recipe(rid)
+    run_dir, verdict = run_recipe(recipe, "smoke", runs_dir=str(tmp_path), argv=["test", rid])
+    cells = expand_grid(recipe.scales["smoke"])
+    rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+    assert len(rows) == len(cells) and {r["scale"] for r in rows} == {"smoke"}
+    assert verdict.verdict in ("holds", "does not hold", "inconclusive")
+    with open(os.path.join(run_dir, "figure.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(os.path.join(run_dir, "report.md"), encoding="utf-8") as f:
+        report = f.read()
+    assert f"**Measured here:** {verdict.verdict}." in report and recipe.claim in report
+    events, _ = runlog.read_events(os.path.join(run_dir, "events.jsonl"))
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end" and events[-1]["status"] == "finished"
+    assert kinds.count("cell_end") == len(cells)
