@@ -1,8 +1,9 @@
-"""recipes/data.py: the embedded data sets, the tf.data pipeline and the offline TFDS path.
+"""recipes/core/data.py: the embedded data sets, the tf.data pipeline and the offline TFDS path.
 
 Runs once, on the default backend. The TFDS tests write small stand-ins in a temporary
-directory with `tfds.dataset_builders.store_as_tfds_dataset` (see DESIGN.md), so the real
-`tfds.load` path is exercised without network.
+directory with `tfds.dataset_builders.store_as_tfds_dataset`, under the registered builder's
+own features and version (a hand-made features dict fails at read time: "Feature: id … is
+required"), so the real `tfds.load` path is exercised without network.
 """
 
 import dataclasses
