@@ -168,6 +168,15 @@ class DevicePanel(Static):
         self.update("\n".join(device_mod.format_sample(sample)))
 
 
+class ReportViewer(MarkdownViewer):
+    """Textual's MarkdownViewer. Its document posts an empty (None) table of contents when it
+    mounts; if the report was already loaded by then, the contents tree would iterate None."""
+
+    def _on_markdown_table_of_contents_updated(self, message):
+        if message.table_of_contents is not None:
+            super()._on_markdown_table_of_contents_updated(message)
+
+
 class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
     DEFAULT_CSS = """
@@ -607,7 +616,7 @@ class ResultsScreen(Screen):
                 yield Static("", id="table-status")
                 yield DataTable(id="results-table", zebra_stripes=True, cursor_type="row")
             with TabPane("Report", id="report"):
-                yield MarkdownViewer("", id="report-md", show_table_of_contents=False)
+                yield ReportViewer("", id="report-md", show_table_of_contents=False)
             with TabPane("Figure", id="figure"):
                 yield VerticalScroll(Static("", id="figure-note"), id="figure-pane")
         yield Footer()
@@ -654,7 +663,7 @@ class ResultsScreen(Screen):
             self.columns, self.rows = [], []
             verdict.update(Text("no run with results yet", "dim"))
             self._fill()
-            self.query_one("#report-md", MarkdownViewer).document.update("")
+            self._show_report("")
             self.query_one("#figure-note", Static).update("")
             return
         self.columns, self.rows = runs_mod.read_table(os.path.join(run_dir, "results.csv"))
@@ -662,8 +671,13 @@ class ResultsScreen(Screen):
         self._fill()
         report = os.path.join(run_dir, "report.md")
         text = open(report, encoding="utf-8").read() if os.path.exists(report) else "*No report yet: it is written when the run finishes.*"
-        self.query_one("#report-md", MarkdownViewer).document.update(text)
+        self._show_report(text)
         self._show_figure(os.path.join(run_dir, "figure.png"))
+
+    def _show_report(self, text):
+        viewer = self.query_one("#report-md", ReportViewer)
+        viewer._markdown = text     # read by the viewer's own mount, if it has not happened yet
+        viewer.document.update(text)
 
     def _show_figure(self, path):
         pane = self.query_one("#figure-pane", VerticalScroll)

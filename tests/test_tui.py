@@ -1,0 +1,606 @@
+"""spatialmix-tui driven like a person would: App.run_test() + Pilot at 80×24 and 160×50.
+
+The runs are real `spatialmix run` subprocesses (smoke scale, ~15-60 s each on 2 shared
+cores); only the NVML library is a stand-in (no GPU here). The snapshot tests use run
+folders that the test writes itself, so the pictures do not depend on clocks or load.
+"""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import types
+import urllib.request
+
+import pytest
+
+from recipes.core import registry, runlog
+from tui import app as tui_app
+from tui import device as device_mod
+from tui import runs as runs_mod
+
+RECIPE = "convmixer-mixing"
+SMOKE_CELLS = 3
+RUN_TIMEOUT = 240          # seconds for a real smoke run under load (they take 15-60 s)
+SMALL, LARGE = (80, 24), (160, 50)
+
+
+class StillSampler:
+    """A device sampler with fixed numbers (the snapshot must not show this machine's load)."""
+
+    def sample(self):
+        return device_mod.DeviceSample(gpus=[], note="no GPU (test)", cpu_percent=12.0, cpu_count=2,
+                                       ram_used=3 * 2**30, ram_total=24 * 2**30)
+
+
+def make_app(runs_dir, tmp_path, **kw):
+    kw.setdefault("sampler", StillSampler())
+    return tui_app.SpatialmixApp(runs_dir=str(runs_dir), interval=0.5, export_dir=str(tmp_path),
+                                 screenshot_dir=str(tmp_path), **kw)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def wait_for(pilot, condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        await pilot.pause(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; runs: "
+                         f"{[(v.label, v.state, v.cells_text, v.error) for v in pilot.app.views]}")
+
+
+def cells(table, key):
+    return [str(c) for c in table.get_row(key)]
+
+
+def view_of(app, run_dir):
+    return app.view(os.path.abspath(run_dir))
+
+
+def smoke_dir(runs_dir):
+    return os.path.abspath(os.path.join(runs_dir, RECIPE, "smoke-digits-seed0"))
+
+
+def spatialmix(*args):
+    return [*runs_mod.spatialmix_command(), *args]
+
+
+def stop(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+# ---------------------------------------------------------------- catalogue
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x50"])
+def test_catalogue_navigation(tmp_path, size):
+    async def body():
+        app = make_app(tmp_path / "runs", tmp_path)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            table = app.screen.query_one("#catalogue")
+            ids = [row.key.value for row in table.ordered_rows]
+            assert ids == registry.list_recipes()          # the catalogue is the registry's
+            detail = app.screen.query_one("#detail-text")
+            await pilot.press("end")
+            await pilot.press("home")
+            recipe = registry.get_recipe(ids[0])
+            text = str(detail.render())
+            assert recipe.claim[:40] in text.replace("\n", " ")
+            assert "[smoke]" in text and "[cpu]" in text and "budget" in text and "grid" in text
+            # scale, by keys: tab to the scale list, open it, one up (cpu -> smoke), enter
+            await pilot.press("tab", "enter", "up", "enter")
+            await pilot.pause()
+            assert app.screen.query_one("#scale").value == "smoke"
+            assert app.screen.query_one("#dataset").value == recipe.scales["smoke"].dataset
+            # screens by number; the help by ?
+            await pilot.press("2")
+            assert app.current_mode == "runs"
+            await pilot.press("3")
+            assert app.current_mode == "results"
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, tui_app.HelpScreen)
+            await pilot.press("escape", "1")
+            assert app.current_mode == "recipes"
+
+    run(body())
+
+
+def test_command_palette_finds_recipes_and_runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    write_run(runs_dir, "smoke-digits-seed0", accuracies=(0.5, 0.6, 0.4))
+
+    async def body():
+        app = make_app(runs_dir, tmp_path)
+        async with app.run_test(size=LARGE) as pilot:
+            await wait_for(pilot, lambda: app.views, 20, "the fixture run")
+            await pilot.press("ctrl+p")
+            await pilot.press(*"smoke-digits")
+            await pilot.pause(1)
+            await pilot.press("enter")
+            await pilot.pause(0.5)
+            assert app.current_mode in ("runs", "results")
+            await pilot.press("1", "ctrl+p")
+            await pilot.press(*RECIPE)
+            await pilot.pause(1)
+            await pilot.press("enter")
+            await pilot.pause(0.5)
+            assert app.current_mode == "recipes"
+            assert app.screen.current_recipe().id == RECIPE
+
+    run(body())
+
+
+# ---------------------------------------------------------------- real runs
+
+def test_start_smoke_run_by_keys_and_browse_results(tmp_path):
+    """Keys alone: pick smoke, start, watch it finish 3/3, open results, sort, filter, export."""
+    runs_dir = tmp_path / "runs"
+
+    async def body():
+        app = make_app(runs_dir, tmp_path)
+        async with app.run_test(size=SMALL) as pilot:
+            await pilot.pause()
+            app.screen.show_recipe(RECIPE)
+            await pilot.press("tab", "enter", "up", "enter")      # scale: smoke
+            await pilot.pause()
+            await pilot.press("s")
+            await pilot.pause()
+            assert app.current_mode == "runs"
+            run_dir = smoke_dir(runs_dir)
+            await wait_for(pilot, lambda: (view_of(app, run_dir) or runs_mod.RunView("", "", "", "")).state
+                           == "finished", RUN_TIMEOUT, "the smoke run to finish")
+            table = app.screen.query_one("#runs")
+            row = cells(table, run_dir)
+            assert "finished" in row and f"{SMOKE_CELLS}/{SMOKE_CELLS}" in row
+            assert view_of(app, run_dir).verdict in ("holds", "does not hold", "inconclusive")
+            table.move_cursor(row=table.get_row_index(run_dir))
+            await pilot.press("enter")                            # its results
+            await pilot.pause(1)
+            assert app.current_mode == "results"
+            screen = app.screen
+            on_disk = runlog.read_results(os.path.join(run_dir, "results.csv"))
+            results = screen.query_one("#results-table")
+            assert results.row_count == len(on_disk) == SMOKE_CELLS
+            shown = {cells(results, row.key)[0] for row in results.ordered_rows}
+            assert shown == {r["cell"] for r in on_disk}
+            report = open(os.path.join(run_dir, "report.md")).read()
+            verdict = runs_mod.read_verdict(os.path.join(run_dir, "report.md"))
+            assert verdict in str(screen.query_one("#verdict").render())
+            # sort by clicking the "mode" header; again reverses
+            cell_width = results.columns["cell"].get_render_width(results)
+            await pilot.click("#results-table", offset=(cell_width + 1, 0))
+            await pilot.pause()
+            modes = [cells(results, row.key)[1] for row in results.ordered_rows]
+            assert modes == sorted(r["mode"] for r in on_disk)
+            await pilot.click("#results-table", offset=(cell_width + 1, 0))
+            await pilot.pause()
+            assert [cells(results, row.key)[1] for row in results.ordered_rows] == sorted(modes, reverse=True)
+            # / filters by a column's value
+            await pilot.press("slash", *"mode=chans", "enter")
+            await pilot.pause()
+            assert results.row_count == 1 and cells(results, results.ordered_rows[0].key)[1] == "chans"
+            await pilot.press("e")                               # export what is shown
+            await pilot.pause()
+            exported = runlog.read_results(app.last_export)
+            assert [r["cell"] for r in exported] == [r["cell"] for r in on_disk if r["mode"] == "chans"]
+            await pilot.press("escape")
+            await pilot.pause()
+            assert results.row_count == SMOKE_CELLS
+            # the report, in the Markdown viewer
+            await pilot.press("m")
+            await pilot.pause()
+            md = screen.query_one("#report-md").document
+            assert "Measured here" in md.source and md.source == report
+            await pilot.press("f")
+            await pilot.pause()
+            assert "figure.png" in str(screen.query_one("#figure-note").render())
+
+    run(body())
+
+
+def test_attaches_to_a_run_started_elsewhere(tmp_path):
+    """A `spatialmix run` from another terminal: the TUI finds it, follows its curves to the end."""
+    runs_dir = tmp_path / "runs"
+    process = subprocess.Popen(spatialmix("run", RECIPE, "--scale", "smoke", "--runs-dir", str(runs_dir), "--quiet"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    states = set()
+
+    async def body():
+        app = make_app(runs_dir, tmp_path)
+        async with app.run_test(size=LARGE) as pilot:
+            await pilot.press("2")
+            run_dir = smoke_dir(runs_dir)
+
+            def done():
+                v = view_of(app, run_dir)
+                if v is not None:
+                    states.add(v.state)
+                return v is not None and v.state == "finished"
+
+            await wait_for(pilot, done, RUN_TIMEOUT, "the outside run to finish")
+            v = view_of(app, run_dir)
+            assert v.cells_text == f"{SMOKE_CELLS}/{SMOKE_CELLS}" and len(v.curves) == SMOKE_CELLS
+            screen = app.screen
+            screen.query_one("#runs").move_cursor(row=screen.query_one("#runs").get_row_index(run_dir))
+            await pilot.pause()
+            loss = screen.query_one("#loss-plot")
+            assert len(loss._datasets) == SMOKE_CELLS        # one curve per cell
+            info = str(screen.query_one("#run-info").render())
+            assert "samples/s" in info and "full d1 s0" in info
+
+    try:
+        run(body())
+    finally:
+        stop(process)
+    assert process.returncode == 0
+    assert "running" in states or "finished" in states
+
+
+@pytest.mark.slow
+def test_cancel_then_resume_a_real_run(tmp_path):
+    """cpu scale (epochs of a few seconds): c sends SIGINT -> interrupted; r resumes from the checkpoint."""
+    runs_dir = tmp_path / "runs"
+    run_dir = os.path.abspath(os.path.join(runs_dir, RECIPE, "cpu-textures-seed0"))
+    events_path = os.path.join(run_dir, "events.jsonl")
+
+    def events():
+        return runlog.read_events(events_path)[0]
+
+    async def body():
+        app = make_app(runs_dir, tmp_path)
+        async with app.run_test(size=SMALL) as pilot:
+            await pilot.pause()
+            app.screen.show_recipe(RECIPE)
+            await pilot.press("s")                                # default scale: cpu
+            await wait_for(pilot, lambda: any(e["event"] == "epoch_end" for e in events()), RUN_TIMEOUT,
+                           "the first epoch")
+            await wait_for(pilot, lambda: getattr(view_of(app, run_dir), "state", "") == "running", 30, "running")
+            table = app.screen.query_one("#runs")
+            table.move_cursor(row=table.get_row_index(run_dir))
+            await pilot.press("c")
+            await wait_for(pilot, lambda: view_of(app, run_dir).state == "interrupted", 120, "interrupted")
+            assert events()[-1]["event"] == "run_end" and events()[-1]["status"] == "interrupted"
+            epochs_before = max(e["epoch"] for e in events() if e["event"] == "epoch_end"
+                                and e["cell"] == events()[1]["cell"])
+            await pilot.press("r")
+            await wait_for(pilot, lambda: sum(e["event"] == "run_start" for e in events()) == 2 and
+                           sum(e["event"] == "cell_start" for e in events()) >= 2, RUN_TIMEOUT, "the resumed run")
+            resumed = [e for e in events() if e["event"] == "cell_start"][-1]
+            assert resumed["cell"] == events()[1]["cell"] or resumed["index"] > 1
+            if resumed["cell"] == events()[1]["cell"]:
+                assert resumed["resumed_from_epoch"] >= 1 and resumed["resumed_from_epoch"] <= epochs_before
+            await wait_for(pilot, lambda: view_of(app, run_dir).state == "running", 60, "running again")
+            await pilot.press("c")
+            await wait_for(pilot, lambda: view_of(app, run_dir).state == "interrupted", 120, "interrupted again")
+
+    run(body())
+    statuses = [e["status"] for e in events() if e["event"] == "run_end"]
+    assert statuses == ["interrupted", "interrupted"]
+
+
+def test_failing_runs_show_failed_and_their_error(tmp_path):
+    """Two real failures: a run whose checkpoint does not load (error event + run_end failed), and
+    a paper-scale run whose TFDS dataset is not prepared (exit 2 before any folder exists)."""
+    runs_dir = tmp_path / "runs"
+    run_dir = smoke_dir(runs_dir)
+    broken = os.path.join(run_dir, "cells", "mode=full,depth=1,seed=0")
+    os.makedirs(broken)
+    with open(os.path.join(broken, "epoch-0001.keras"), "wb") as f:
+        f.write(b"not a keras file")
+    empty_data = tmp_path / "tfds"
+    empty_data.mkdir()
+
+    async def body():
+        app = make_app(runs_dir, tmp_path, data_dir=str(empty_data))
+        async with app.run_test(size=LARGE) as pilot:
+            await pilot.pause()
+            app.screen.show_recipe(RECIPE)
+            await pilot.press("tab", "enter", "up", "enter", "s")          # smoke
+            await pilot.press("1", "tab", "enter", "down", "enter", "s")   # cpu -> paper (cifar10)
+            await wait_for(pilot, lambda: len(app.store.launches) == 2, 10, "two launches")
+            paper_dir = app.store.launches[1].run_dir
+            await wait_for(pilot, lambda: all(getattr(view_of(app, d), "state", "") == "failed"
+                                              for d in (run_dir, paper_dir)), RUN_TIMEOUT, "both to fail")
+            logged = [e for e in runlog.read_events(os.path.join(run_dir, "events.jsonl"))[0] if e["event"] == "error"]
+            assert logged and view_of(app, run_dir).error == logged[-1]["message"]
+            screen = app.screen
+            table = screen.query_one("#runs")
+            for d, words in ((run_dir, logged[-1]["message"][:30]), (paper_dir, "cifar10")):
+                table.move_cursor(row=table.get_row_index(d))
+                await pilot.pause()
+                assert "failed" in cells(table, d)
+                info = str(screen.query_one("#run-info").render())
+                assert "error:" in info and words in info, info
+            assert not os.path.exists(paper_dir)                  # the CLI left nothing behind
+            assert "spatialmix: error" in view_of(app, paper_dir).error
+
+    run(body())
+
+
+# ---------------------------------------------------------------- damaged and empty folders
+
+def write_run(runs_dir, name, accuracies, status="finished", verdict="does not hold", t0=1_700_000_000.0,
+              recipe=RECIPE, truncated=None):
+    """A finished run folder as the engine writes it (for pictures that must not move)."""
+    run_dir = os.path.join(runs_dir, recipe, name)
+    os.makedirs(os.path.join(run_dir, "cells"), exist_ok=True)
+    scale, dataset, _ = name.split("-")
+    modes = ("full", "chans", "space")
+    runlog.atomic_write_json(os.path.join(run_dir, "run.json"), {
+        "recipe": recipe, "scale": scale, "dataset": dataset, "seed": 0, "backend": "torch",
+        "command": f"spatialmix run {recipe} --scale {scale}",
+        "invocations": [{"argv": ["spatialmix", "run", recipe, "--scale", scale]}]})
+    lines = [{"event": "run_start", "time": t0, "recipe": recipe, "scale": scale, "dataset": dataset,
+              "backend": "torch", "seed": 0, "cells_total": 3, "cells_done": 0, "run_dir": run_dir, "argv": []}]
+    t = t0
+    for i, (mode, acc) in enumerate(zip(modes, accuracies), start=1):
+        cell = f"mode={mode},depth=1,seed=0"
+        lines.append({"event": "cell_start", "time": t, "cell": cell, "index": i, "cells_total": 3,
+                      "config": {"mode": mode, "depth": 1}, "epochs": 4, "resumed_from_epoch": 0})
+        for epoch in range(1, 5):
+            t += 1
+            lines.append({"event": "epoch_end", "time": t, "cell": cell, "epoch": epoch, "epochs": 4,
+                          "metrics": {"loss": 2.3 - 0.3 * epoch * acc, "accuracy": acc * epoch / 4,
+                                      "val_loss": 2.3 - 0.25 * epoch * acc, "val_accuracy": acc * epoch / 4.4},
+                          "samples_per_s": 500.0 + i, "seconds": 1.0})
+        lines.append({"event": "cell_end", "time": t, "cell": cell, "index": i, "cells_total": 3,
+                      "metrics": {"test_accuracy": acc}, "wall_s": 4.0})
+        runlog.append_result(os.path.join(run_dir, "results.csv"),
+                             {"cell": cell, "mode": mode, "depth": 1, "seed": 0, "dataset": dataset, "scale": scale,
+                              "backend": "torch", "test_accuracy": acc, "test_loss": 2.3 - acc})
+    lines.append({"event": "run_end", "time": t + 1, "status": status, "cells_done": 3, "cells_total": 3,
+                  "wall_s": 13.0})
+    text = "".join(json.dumps(e) + "\n" for e in lines)
+    if truncated is not None:
+        text = text[:truncated]
+    with open(os.path.join(run_dir, "events.jsonl"), "w") as f:
+        f.write(text)
+    with open(os.path.join(run_dir, "report.md"), "w") as f:
+        f.write(f"# {recipe}: fixture\n\n**The paper's claim:** chans ≈ full ≫ space.\n\n"
+                f"**Measured here:** {verdict}. full {accuracies[0]:.2f}, chans {accuracies[1]:.2f}, "
+                f"space {accuracies[2]:.2f}.\n\n| mode | acc |\n|---|---|\n"
+                + "".join(f"| {m} | {a:.2f} |\n" for m, a in zip(modes, accuracies)))
+    return os.path.abspath(run_dir)
+
+
+def test_truncated_event_log_and_empty_folder_do_not_crash(tmp_path):
+    runs_dir = tmp_path / "runs"
+    full = write_run(runs_dir, "smoke-digits-seed0", accuracies=(0.9, 0.8, 0.5))
+    events_path = os.path.join(full, "events.jsonl")
+    whole = open(events_path).read()
+    cut = whole.rindex('{"event": "run_end"') + 25          # the last line, half written
+    with open(events_path, "w") as f:
+        f.write(whole[:cut])
+    with open(events_path, "rb+") as f:                      # and a damaged line in the middle
+        data = f.read()
+        first_end = data.index(b"\n") + 1
+        f.seek(0)
+        f.write(data[:first_end] + b'{"event": "cell_start", "ti\n' + data[first_end:])
+    empty = os.path.join(runs_dir, RECIPE, "cpu-textures-seed0")
+    os.makedirs(empty)
+
+    async def body():
+        app = make_app(runs_dir, tmp_path)
+        async with app.run_test(size=SMALL) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: view_of(app, full) and view_of(app, empty), 20, "both folders")
+            assert view_of(app, empty).state == "no events"
+            v = view_of(app, full)
+            assert v.state == "interrupted" and v.cells_text == "3/3" and v.bad_lines == 1
+            for key in (full, empty):                            # both can be looked at
+                table = app.screen.query_one("#runs")
+                table.move_cursor(row=table.get_row_index(key))
+                await pilot.pause()
+            await pilot.press("3")
+            await pilot.pause()
+            with open(events_path, "a") as f:                    # the writer finishes its line
+                f.write(whole[cut:])
+            await pilot.press("2")
+            await wait_for(pilot, lambda: view_of(app, full).state == "finished", 20, "the completed line")
+
+    run(body())
+
+
+def test_overlay_of_marked_runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    a = write_run(runs_dir, "smoke-digits-seed0", accuracies=(0.9, 0.8, 0.5), t0=1_700_000_000.0)
+    b = write_run(runs_dir, "smoke-textures-seed0", accuracies=(0.6, 0.5, 0.3), t0=1_700_000_100.0)
+
+    async def body():
+        app = make_app(runs_dir, tmp_path)
+        async with app.run_test(size=LARGE) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: len(app.views) == 2, 20, "two runs")
+            screen = app.screen
+            table = screen.query_one("#runs")
+            for key in (a, b):
+                table.move_cursor(row=table.get_row_index(key))
+                await pilot.press("space")
+            await pilot.pause()
+            assert screen.marked == [a, b]
+            series = screen._series(screen.current())
+            assert {label for label, _, _ in series} == {"smoke-digits-seed0", "smoke-textures-seed0"}
+            assert len(series) == 6 and len(screen.query_one("#acc-plot")._datasets) == 6
+            assert "marked runs overlaid" in str(screen.query_one("#run-info").render())
+            await pilot.press("v")                               # test (val) metrics
+            await pilot.pause()
+            assert screen.val
+            await pilot.press("escape")
+            await pilot.pause()
+            assert screen.marked == [] and len(screen.query_one("#acc-plot")._datasets) == 3
+
+    run(body())
+
+
+# ---------------------------------------------------------------- device panel
+
+class FakeNVMLError(Exception):
+    pass
+
+
+def fake_nvml(count=2, fail=False):
+    """A stand-in for the `pynvml` module (there is no GPU on these machines)."""
+    def init():
+        if fail:
+            raise FakeNVMLError("NVML Shared Library Not Found")
+
+    return types.SimpleNamespace(
+        NVML_TEMPERATURE_GPU=0,
+        nvmlInit=init,
+        nvmlShutdown=lambda: None,
+        nvmlDeviceGetCount=lambda: count,
+        nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetName=lambda h: f"Fake GPU {h}".encode(),
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=37 + h, memory=10),
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=10 * 2**30, total=40 * 2**30, free=30 * 2**30),
+        nvmlDeviceGetTemperature=lambda h, kind: 61 + h,
+        nvmlDeviceGetPowerUsage=lambda h: 250_000,                 # mW
+        nvmlDeviceGetEnforcedPowerLimit=lambda h: 400_000,
+    )
+
+
+def panel_text(app):
+    return str(app.screen.query_one(tui_app.DevicePanel).render())
+
+
+def test_device_panel_with_fake_nvml(tmp_path):
+    async def body():
+        app = make_app(tmp_path / "runs", tmp_path, sampler=device_mod.DeviceSampler(nvml=fake_nvml()))
+        async with app.run_test(size=LARGE) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: "GPU1" in panel_text(app), 10, "the GPUs")
+            text = panel_text(app)
+            assert "GPU0 Fake GPU 0 · util 37% · mem 10.0/40.0 GiB · 61°C · 250/400 W" in text
+            assert "GPU1 Fake GPU 1 · util 38% · mem 10.0/40.0 GiB · 62°C · 250/400 W" in text
+            assert "CPU" not in text
+
+    run(body())
+
+
+def test_device_panel_without_nvml(tmp_path):
+    sampler = device_mod.DeviceSampler(nvml=fake_nvml(fail=True))
+    first = sampler.sample()
+    assert first.gpus == [] and "no GPU" in first.note and first.ram_total > 0
+    real = device_mod.DeviceSampler()   # the real pynvml on this GPU-less machine: no error either
+    assert real.sample().note.startswith("no GPU")
+
+    async def body():
+        app = make_app(tmp_path / "runs", tmp_path, sampler=sampler)
+        async with app.run_test(size=SMALL) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: "RAM" in panel_text(app) and "CPU ?" not in panel_text(app), 10,
+                           "CPU and RAM")
+            text = panel_text(app)
+            assert "no GPU (NVML Shared Library Not Found)" in text and "% of" in text and "GiB" in text
+
+    run(body())
+
+
+def test_device_sampling_does_not_block_the_ui(tmp_path):
+    class SlowSampler(StillSampler):
+        def sample(self):
+            time.sleep(3)
+            return super().sample()
+
+    async def body():
+        app = make_app(tmp_path / "runs", tmp_path, sampler=SlowSampler())
+        async with app.run_test(size=SMALL) as pilot:
+            t0 = time.monotonic()
+            for key in "2312":
+                await pilot.press(key)
+            assert time.monotonic() - t0 < 2.5          # the keys were handled while a sample took 3 s
+            assert app.current_mode == "runs"
+
+    run(body())
+
+
+def test_screenshot_key_writes_svg(tmp_path):
+    async def body():
+        app = make_app(tmp_path / "runs", tmp_path)
+        async with app.run_test(size=SMALL) as pilot:
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+        svgs = [p for p in os.listdir(tmp_path) if p.endswith(".svg")]
+        assert svgs and open(os.path.join(tmp_path, svgs[0])).read().lstrip().startswith("<svg")
+
+    run(body())
+
+
+# ---------------------------------------------------------------- snapshots (80×24)
+
+SNAP_RUNS = "/tmp/spatialmix-tui-snapshot/runs"      # fixed: the path shows in the header
+
+
+@pytest.fixture
+def snap_runs():
+    shutil.rmtree(os.path.dirname(SNAP_RUNS), ignore_errors=True)
+    write_run(SNAP_RUNS, "smoke-digits-seed0", accuracies=(0.9, 0.8, 0.5), verdict="inconclusive", t0=1_700_000_000.0)
+    write_run(SNAP_RUNS, "cpu-textures-seed0", accuracies=(0.61, 0.56, 0.53), t0=1_700_000_100.0)
+    yield SNAP_RUNS
+    shutil.rmtree(os.path.dirname(SNAP_RUNS), ignore_errors=True)
+
+
+def snap_app(runs_dir):
+    return tui_app.SpatialmixApp(runs_dir=runs_dir, recipes=[RECIPE], sampler=StillSampler(), interval=3600,
+                                 export_dir="/tmp", screenshot_dir="/tmp")
+
+
+async def settle(pilot):
+    while pilot.app.scans < 1 or pilot.app.device_sample is None:
+        await pilot.pause(0.1)
+    await pilot.pause(0.3)
+
+
+@pytest.mark.parametrize("screen,keys", [("recipes", []), ("runs", ["2"]), ("results", ["3"])])
+def test_snapshot(snap_compare, snap_runs, screen, keys):
+    async def run_before(pilot):
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+        await settle(pilot)
+        await pilot.pause(0.5)
+
+    assert snap_compare(snap_app(snap_runs), terminal_size=SMALL, run_before=run_before)
+
+
+# ---------------------------------------------------------------- --serve
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_on_loopback(tmp_path):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tui.app", "--serve", str(port), "--runs-dir", str(tmp_path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline, body = time.monotonic() + 60, None
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    assert response.status == 200
+                    body = response.read().decode("utf-8", "replace")
+            except (ConnectionError, OSError):
+                assert process.poll() is None, "spatialmix-tui --serve exited"
+                time.sleep(0.5)
+        assert body is not None, "no answer on 127.0.0.1 within 60 s"
+        assert "spatialmix-tui" in body
+        listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout if shutil.which("ss") else ""
+        for line in listening.splitlines():
+            if f":{port} " in line:
+                assert "127.0.0.1" in line                       # loopback only
+    finally:
+        stop(process)
