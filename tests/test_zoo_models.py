@@ -34,7 +34,8 @@ def n_weights(layer):
 
 
 def test_list_models():
-    assert zoo.list_models() == ["convmixer", "convmixer_unshuffler", "sep_resnet_cifar", "sep_resnet_imagenet"]
+    assert zoo.list_models() == ["convmixer", "convmixer_unshuffler", "mobilenet_v2", "resnet152", "resnet50",
+                                 "sep_resnet_cifar", "sep_resnet_imagenet", "squeezenet", "vgg16"]
 
 
 @pytest.mark.parametrize("k,d", [(3, 9), (3, 3), (5, 2)])

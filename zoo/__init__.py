@@ -7,9 +7,15 @@
 
 Names are loaded on first use, so `import zoo.errors` does not import Keras (the CLI
 must set the backend before Keras is imported).
+
+Checkpoints with paper B's shuffle layers (`spatial_method="shuffle"` or "channel_shuffle")
+need the layers registered before `keras.models.load_model`: use `zoo.load_model(path)`, or
+`import zoo.spatial_info`; `import zoo` registers them itself when Keras is already imported.
+Every other zoo checkpoint loads with plain Keras.
 """
 
 import importlib
+import sys
 
 _EXPORTS = {
     "SpatialmixError": "zoo.errors",
@@ -18,6 +24,8 @@ _EXPORTS = {
     "set_mode": "zoo.modes", "spatial_layers": "zoo.modes",
     "create_model": "zoo.registry", "list_models": "zoo.registry", "model_defaults": "zoo.registry",
     "tiny_config": "zoo.registry",
+    "SpatialShuffle": "zoo.spatial_info", "ChannelShuffle": "zoo.spatial_info", "load_model": "zoo.spatial_info",
+    "reseed_shuffles": "zoo.spatial_info",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -33,3 +41,7 @@ def __getattr__(name):
 
 def __dir__():
     return __all__
+
+
+if "keras" in sys.modules:  # the backend is chosen already: register the shuffle layers now
+    importlib.import_module("zoo.spatial_info")

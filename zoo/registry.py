@@ -12,7 +12,7 @@ import pkgutil
 import zoo
 from zoo.errors import SpatialmixError, check, check_choice, check_positive_int
 from zoo.filters import FILTER_KINDS
-from zoo.modes import MODES, init_spatial, set_mode
+from zoo.modes import MODES, init_spatial, set_mode, spatial_layers
 from zoo.spec import ModelEntry  # noqa: F401
 
 
@@ -71,6 +71,8 @@ def create_model(name, **config):
     model = MODELS[name].builder(**builder_args)
     if MODELS[name].modes == ("full",):  # no depthwise spatial mixers: nothing to initialise or freeze
         return model
+    if full["mode"] == "full" and not spatial_layers(model):  # e.g. mobilenet_v2 with every depthwise removed
+        return model
     init_spatial(model, full["filters"], seed=full["seed"], smoothing=full["smoothing"])
     return set_mode(model, full["mode"])
 
@@ -88,7 +90,9 @@ def _validate(name, c):
     if "width_multiplier" in c:
         check(_is_number(c["width_multiplier"]) and c["width_multiplier"] > 0,
               f"width_multiplier must be a number > 0, got {c['width_multiplier']!r}")
-        check(round(c["width"] * c["width_multiplier"]) >= 1, "width × width_multiplier must round to at least 1 channel")
+        if "width" in c:
+            check(round(c["width"] * c["width_multiplier"]) >= 1,
+                  "width × width_multiplier must round to at least 1 channel")
     shape = c["input_shape"]
     check(isinstance(shape, (tuple, list)) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape),
           f"input_shape must be (height, width, channels) of positive integers, got {shape!r}")
