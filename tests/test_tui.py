@@ -74,7 +74,11 @@ def spatialmix(*args):
     return [*runs_mod.spatialmix_command(), *args]
 
 
-def stop(process):
+def stop(process, grace=0):
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
@@ -242,7 +246,7 @@ def test_attaches_to_a_run_started_elsewhere(tmp_path):
     try:
         run(body())
     finally:
-        stop(process)
+        stop(process, grace=60)      # it has written run_end; let it print its verdict and exit
     assert process.returncode == 0
     assert "running" in states or "finished" in states
 
@@ -307,7 +311,9 @@ def test_failing_runs_show_failed_and_their_error(tmp_path):
             await pilot.pause()
             app.screen.show_recipe(RECIPE)
             await pilot.press("tab", "enter", "up", "enter", "s")          # smoke
-            await pilot.press("1", "tab", "enter", "down", "enter", "s")   # cpu -> paper (cifar10)
+            await pilot.press("1")
+            app.screen.query_one("#catalogue").focus()
+            await pilot.press("tab", "enter", "down", "down", "enter", "s")   # smoke -> paper (cifar10)
             await wait_for(pilot, lambda: len(app.store.launches) == 2, 10, "two launches")
             paper_dir = app.store.launches[1].run_dir
             await wait_for(pilot, lambda: all(getattr(view_of(app, d), "state", "") == "failed"
