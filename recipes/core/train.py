@@ -50,12 +50,12 @@ def step_decay(lr, total_steps, milestones=(0.5, 0.75), factor=0.1):
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
-def make_optimizer(family, total_steps, lr, weight_decay):
+def make_optimizer(family, total_steps, lr, weight_decay, milestones=(0.5, 0.75)):
     if family == "convmixer":
         return keras.optimizers.AdamW(learning_rate=OneCycleLinear(lr, total_steps),
                                       weight_decay=weight_decay, clipnorm=1.0)
     if family == "resnet":
-        return keras.optimizers.SGD(learning_rate=step_decay(lr, total_steps), momentum=0.9,
+        return keras.optimizers.SGD(learning_rate=step_decay(lr, total_steps, milestones), momentum=0.9,
                                     weight_decay=weight_decay)
     raise ValueError(f"unknown schedule family {family!r}")
 

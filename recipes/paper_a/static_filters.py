@@ -1,0 +1,134 @@
+"""static-filters: paper A, Fig. 3 (§4.1.3). A fully learned separable ResNet (Full) beside
+channels-only ones (chans mode) whose frozen depthwise filters are of one fixed kind:
+`random` (the paper's "Different": independent random filters), `same` (one set of d = 9
+random k×k kernels repeated for every input channel), `box` (every tap 1/k²) or `identity`
+(a centred delta: no spatial mixing at all). Claim: full > random > same > box ≫ identity,
+the identity filter a catastrophic failure.
+
+How the cpu scale was chosen (written before its first run, not changed after):
+- Model and schedule: resnet-mixing's cpu miniature of the paper's separable ResNet (width 16,
+  d = 9, k = 3) at depth n = 1 (ResNet-8, the cheaper of resnet-mixing's two depths: five arms
+  × 2 seeds = 10 cells), He et al.'s SGD step schedule scaled to 6 epochs of batch 128,
+  on `textures`, no augmentation. About 3-4 minutes on an idle 2-core machine.
+- Thresholds: each ">" link holds when the upper arm's mean is higher beyond the two arms'
+  combined seed spread, and does not hold when it is lower beyond it; within the spread it
+  is inconclusive. The "≫" link (box ≫ identity, "catastrophic") also needs a margin of at
+  least FAR = 10 points. The whole chain holds only if every link holds, and does not hold
+  if any link does not.
+
+Runbook:
+    spatialmix run static-filters                      # cpu scale, 10 cells, 2 seeds
+    measured: see README.md "static-filters at cpu scale".
+"""
+
+from recipes.core import claims
+from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.paper_a.resnet_mixing import (CPU_BUDGET, CPU_MODEL, IMAGENET_OVERRIDE, PAPER_BUDGET, PAPER_MODEL,
+                                           RESNET_REFERENCE, SMOKE_BUDGET, SMOKE_MODEL)
+
+FAR = 0.10
+ARMS = ("full", "random", "same", "box", "identity")
+LABELS = {"full": "Full", "random": "Different", "same": "Same", "box": "Box", "identity": "Identity"}
+COLOURS = {"full": "tab:blue", "random": "tab:red", "same": "gold", "box": "tab:green", "identity": "tab:orange"}
+LINKS = (("full", "random", ">"), ("random", "same", ">"), ("same", "box", ">"), ("box", "identity", "≫"))
+
+SCALES = {
+    "smoke": Scale(dataset="digits", grid={"filters": list(ARMS)}, seeds=(0,), model={**SMOKE_MODEL, "depth": 1},
+                   budget=SMOKE_BUDGET, datasets=("textures",)),
+    "cpu": Scale(
+        dataset="textures", grid={"filters": list(ARMS)}, seeds=(0, 1), model={**CPU_MODEL, "depth": 1},
+        budget=CPU_BUDGET, datasets=("digits",),
+        note="cpu scale: 14-class textures, the paper's CIFAR separable ResNet (width 16, d=9, k=3) at depth n=1 "
+             "(ResNet-8), SGD step schedule scaled to 6 epochs of batch 128. `full` learns everything (random "
+             "init); the other arms are chans mode with that filter kind frozen.",
+    ),
+    "paper": Scale(
+        dataset="cifar10", grid={"filters": list(ARMS)}, seeds=(0,), model={**PAPER_MODEL, "depth": 3},
+        budget=PAPER_BUDGET, datasets=("cifar100", "imagenet2012"), overrides={"imagenet2012": IMAGENET_OVERRIDE},
+        note="paper scale: separable ResNet-20 (n=3, width 16, d=9, k=3). The depth and data set of the paper's "
+             "Fig. 3 are not in its text; CIFAR-10 and ResNet-20 are assumed.",
+    ),
+}
+
+
+def run_cell(cell):
+    kind = cell.config["filters"]
+    config = dict(cell.model)
+    depth = config.pop("depth")
+    cell_model = {"full": ("full", "random")}.get(kind, ("chans", kind))
+    return _train(cell, config, depth, *cell_model)
+
+
+def _train(cell, config, depth, mode, filters):
+    from recipes.core.tasks import train_classifier
+
+    arch = config.pop("arch")
+    return train_classifier(cell, arch, {**config, "depth": int(depth), "mode": mode, "filters": filters},
+                            family="resnet")
+
+
+def link_verdict(upper, lower, kind):
+    diff = upper[0] - lower[0]
+    if not claims.separated(upper, lower):
+        return "inconclusive"
+    if kind == "≫":
+        return "holds" if diff >= FAR else "does not hold"
+    return "holds" if diff > 0 else "does not hold"
+
+
+def check(rows):
+    stats = {k[0]: v for k, v in claims.arms(rows, "test_accuracy", ("filters",)).items()}
+    table = [[LABELS[a], claims.pct(stats[a]), stats[a][2]] for a in ARMS if a in stats]
+    if any(a not in stats for a in ARMS):
+        missing = ", ".join(a for a in ARMS if a not in stats)
+        return Verdict("inconclusive", f"arms not finished yet: {missing}.",
+                       claims.markdown_table(["arm", "test accuracy", "seeds"], table) if table else "")
+    if claims.at_ceiling(*stats.values()):
+        return Verdict("inconclusive", "all arms at the ceiling.", claims.markdown_table(["arm", "test accuracy", "seeds"], table))
+    notes, verdicts = [], []
+    for upper, lower, kind in LINKS:
+        v = link_verdict(stats[upper], stats[lower], kind)
+        verdicts.append(v)
+        notes.append(f"{LABELS[upper]} {kind} {LABELS[lower]}: {v} ({100 * (stats[upper][0] - stats[lower][0]):+.1f} pts)")
+    overall = ("does not hold" if "does not hold" in verdicts
+               else "holds" if all(v == "holds" for v in verdicts) else "inconclusive")
+    summary = ("Test accuracy, mean ± spread over seeds. '>' needs the difference beyond the combined seed spread; "
+               f"'≫' also a margin ≥ {100 * FAR:.0f} pts. " + "; ".join(notes) + ".")
+    return Verdict(overall, summary, claims.markdown_table(["arm", "test accuracy", "seeds"], table))
+
+
+def figure(rows, path, meta):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stats = {k[0]: v for k, v in claims.arms(rows, "test_accuracy", ("filters",)).items()}
+    shown = [a for a in ARMS if a in stats]
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+    ax.bar(range(len(shown)), [100 * stats[a][0] for a in shown], yerr=[100 * stats[a][1] for a in shown],
+           color=[COLOURS[a] for a in shown], capsize=4)
+    ax.set_xticks(range(len(shown)))
+    ax.set_xticklabels([LABELS[a] for a in shown])
+    ax.set_xlabel("spatial filters (Full: learned; others: frozen, chans)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Static filters, separable ResNet on {meta['dataset']} ({meta['scale']} scale)", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+RECIPE = Recipe(
+    id="static-filters",
+    title="Separable ResNet: which frozen spatial filters work",
+    paper="A, Fig. 3 (§4.1.3)",
+    claim="Frozen random filters that differ per channel come close to learned ones, but not any fixed filter "
+          "does: full > random (Different) > same > box ≫ identity (a catastrophic failure).",
+    metric="test_accuracy",
+    scales=SCALES,
+    run_cell=run_cell,
+    figure=figure,
+    check=check,
+    reference=RESNET_REFERENCE,
+)

@@ -1,0 +1,119 @@
+"""wide-resnets: paper A, Fig. 4 (§4.1.4). Fully learned (full) vs channels-only (chans)
+separable ResNets as the width multiplier grows. Claim: the chans–full gap shrinks with
+width, until chans reaches full.
+
+How the cpu scale was chosen (written before its first run, not changed after):
+- Model and schedule: resnet-mixing's cpu miniature of the paper's separable ResNet (width 16,
+  d = 9, k = 3) at depth n = 1 (ResNet-8), He et al.'s SGD step schedule scaled to 6 epochs of
+  batch 128, on `textures`, no augmentation.
+- Widths: multipliers 0.25, 0.5, 1, 2 (stage-1 widths 4, 8, 16, 32). The paper widens from
+  its base width; a ×2 model costs ~4× a ×1 one, so ×4 does not fit 10 minutes beside the
+  rest, and the grid extends downwards instead, to keep a 8× range of widths.
+  2 modes × 4 widths × 2 seeds = 16 cells, about 5 minutes on an idle 2-core machine.
+- Threshold: gap = full − chans at each width (spread: the two arms' combined seed spread).
+  The claim holds when the gap at the widest width is smaller than at the narrowest by more
+  than the two gaps' combined spread, and does not hold when it is larger by more than that.
+  Otherwise, or when the narrowest width has no gap beyond its spread (nothing to shrink),
+  or every arm sits at the ceiling, it is inconclusive.
+
+Runbook:
+    spatialmix run wide-resnets                        # cpu scale, 16 cells, 2 seeds
+    measured: see README.md "wide-resnets at cpu scale".
+"""
+
+import math
+
+from recipes.core import claims
+from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.paper_a.resnet_mixing import (CPU_BUDGET, CPU_MODEL, IMAGENET_OVERRIDE, PAPER_BUDGET, PAPER_MODEL,
+                                           RESNET_REFERENCE, SMOKE_BUDGET, SMOKE_MODEL, line_figure)
+
+ARMS = ("full", "chans")
+
+SCALES = {
+    "smoke": Scale(dataset="digits", grid={"mode": list(ARMS), "width_multiplier": [0.5, 1.0]}, seeds=(0,),
+                   model={**SMOKE_MODEL, "depth": 1}, budget=SMOKE_BUDGET, datasets=("textures",)),
+    "cpu": Scale(
+        dataset="textures", grid={"mode": list(ARMS), "width_multiplier": [0.25, 0.5, 1.0, 2.0]}, seeds=(0, 1),
+        model={**CPU_MODEL, "depth": 1}, budget=CPU_BUDGET, datasets=("digits",),
+        note="cpu scale: 14-class textures, the paper's CIFAR separable ResNet (width 16, d=9, k=3) at depth n=1 "
+             "(ResNet-8) with width multipliers 0.25-2 (stage-1 widths 4-32), SGD step schedule scaled to 6 "
+             "epochs of batch 128.",
+    ),
+    "paper": Scale(
+        dataset="cifar10", grid={"mode": list(ARMS), "width_multiplier": [1.0, 2.0, 4.0, 8.0]}, seeds=(0,),
+        model={**PAPER_MODEL, "depth": 3}, budget=PAPER_BUDGET, datasets=("cifar100", "imagenet2012"),
+        overrides={"imagenet2012": IMAGENET_OVERRIDE},
+        note="paper scale: separable ResNet-20 (n=3, base width 16, d=9, k=3) widened ×1-×8. The widths and depth "
+             "of the paper's Fig. 4 are not in its text.",
+    ),
+}
+
+
+def run_cell(cell):
+    config = dict(cell.model)
+    depth = config.pop("depth")
+    from recipes.core.tasks import train_classifier
+
+    arch = config.pop("arch")
+    return train_classifier(cell, arch, {**config, "depth": int(depth), "mode": cell.config["mode"],
+                                         "width_multiplier": float(cell.config["width_multiplier"])},
+                            family="resnet")
+
+
+def gaps(rows):
+    """{width multiplier: (full − chans mean, combined spread, seeds)} for widths with both arms."""
+    stats = claims.arms(rows, "test_accuracy", ("width_multiplier", "mode"))
+    out = {}
+    for m in sorted({float(w) for w, _ in stats}):
+        full = next((s for (w, mode), s in stats.items() if float(w) == m and mode == "full"), None)
+        chans = next((s for (w, mode), s in stats.items() if float(w) == m and mode == "chans"), None)
+        if full and chans:
+            out[m] = (full[0] - chans[0], math.hypot(full[1], chans[1]), min(full[2], chans[2]), full, chans)
+    return out
+
+
+def check(rows):
+    by_width = gaps(rows)
+    table = [[f"×{m:g}", claims.pct(g[3]), claims.pct(g[4]), f"{100 * g[0]:+.1f} ± {100 * g[1]:.1f}", g[2]]
+             for m, g in by_width.items()]
+    tab = claims.markdown_table(["width", "full", "chans", "gap full − chans (pts)", "seeds"], table) if table else ""
+    if len(by_width) < 2:
+        return Verdict("inconclusive", "fewer than two widths have both arms finished.", tab)
+    narrow, wide = by_width[min(by_width)], by_width[max(by_width)]
+    if claims.at_ceiling(*(g[3] for g in by_width.values()), *(g[4] for g in by_width.values())):
+        return Verdict("inconclusive", "all arms at the ceiling.", tab)
+    shrink = narrow[0] - wide[0]
+    spread = math.hypot(narrow[1], wide[1])
+    if narrow[0] <= narrow[1]:
+        verdict, why = "inconclusive", "the narrowest width has no gap beyond its seed spread: nothing to shrink"
+    elif abs(shrink) <= spread:
+        verdict, why = "inconclusive", "the change is within the seed spread"
+    else:
+        verdict = "holds" if shrink > 0 else "does not hold"
+        why = "the gap shrinks" if shrink > 0 else "the gap grows"
+    summary = (f"Test accuracy, mean ± spread over seeds. Gap full − chans at ×{min(by_width):g}: "
+               f"{100 * narrow[0]:+.1f} ± {100 * narrow[1]:.1f} pts; at ×{max(by_width):g}: {100 * wide[0]:+.1f} ± "
+               f"{100 * wide[1]:.1f} pts; change {100 * -shrink:+.1f} pts (spread {100 * spread:.1f}): {why}.")
+    return Verdict(verdict, summary, tab)
+
+
+def figure(rows, path, meta):
+    line_figure(rows, path, f"Wide separable ResNets on {meta['dataset']} ({meta['scale']} scale)",
+                "width_multiplier", "width multiplier (stage-1 width = 16 × multiplier)", ("mode", ARMS),
+                ("tab:blue", "tab:red"), ("Full", "Chans"), log_x=True)
+
+
+RECIPE = Recipe(
+    id="wide-resnets",
+    title="Wide separable ResNets: chans converges to full",
+    paper="A, Fig. 4 (§4.1.4)",
+    claim="As the width grows, channels-only separable ResNets (chans) converge to fully learned ones (full): "
+          "the full − chans gap shrinks with width.",
+    metric="test_accuracy",
+    scales=SCALES,
+    run_cell=run_cell,
+    figure=figure,
+    check=check,
+    reference=RESNET_REFERENCE,
+)
