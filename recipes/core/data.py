@@ -28,7 +28,10 @@ Embedded sets:
              test patches in the right half. Each patch is standardised; flat patches (pixel
              std < 1e-3 in [0, 1] units, e.g. retina's black border, which cannot be
              standardised) are rejected and redrawn. Options: `patch_size` (16),
-             `train_per_class` (300), `test_per_class` (100).
+             `train_per_class` (300), `test_per_class` (100), `standardize` (1). With
+             `standardize=0` the same patches come unstandardised, as gray values in [0, 1]
+             (mean/std in the spec then come from that train split): the [0, 1] variant that
+             attacks with ε in pixel units need.
   `patch_origins(name, split)` gives each patch's (source, row, col) corner.
 
 Augmentation (`augment=True`): random translation by zero-padding `H // 8` pixels per side and
@@ -118,12 +121,13 @@ DATASETS: dict[str, DatasetSpec] = {
 # Options each data set takes, with their defaults. Passing None means "the default".
 _OPTIONS: dict[str, dict[str, int]] = {
     "patches": {"patch_size": 32, "train_count": 2000, "test_count": 500},
-    "textures": {"patch_size": 16, "train_per_class": 300, "test_per_class": 100},
+    "textures": {"patch_size": 16, "train_per_class": 300, "test_per_class": 100, "standardize": 1},
     "imagenet2012": {"image_size": 224},
 }
 _OPTION_RANGES = {  # (minimum, maximum or None)
     ("patches", "patch_size"): (2, _PATCHES_MAX_PATCH),
     ("textures", "patch_size"): (2, _TEXTURES_MAX_PATCH),
+    ("textures", "standardize"): (0, 1),
     ("imagenet2012", "image_size"): (16, 1024),
 }
 
@@ -190,7 +194,12 @@ def dataset_spec(name: str, **options) -> DatasetSpec:
         return replace(spec, image_shape=(size, size, 3))
     if name == "textures":
         p = opts["patch_size"]
-        return replace(spec, image_shape=(p, p, 1))
+        if opts["standardize"]:
+            return replace(spec, image_shape=(p, p, 1))
+        x, _ = _embedded_arrays(name, "train", tuple(sorted(opts.items())))
+        mean, std = _channel_stats(x)
+        return replace(spec, image_shape=(p, p, 1), mean=mean, std=std,
+                       description="14-class gray patches of scikit-image's photos, unstandardised, in [0, 1]")
     # patches with other sizes/counts: the statistics come from its train split
     x, _ = _embedded_arrays(name, "train", tuple(sorted(opts.items())))
     mean, std = _channel_stats(x)
@@ -384,8 +393,9 @@ def _embedded_arrays(name, split, opts):
         return _readonly(np.ascontiguousarray(x), None)
     images = _texture_images()
     x = np.stack([images[s][r:r + p, c:c + p] for s, r, c in origins])
-    x = x - x.mean(axis=(1, 2), keepdims=True)
-    x = x / x.std(axis=(1, 2), keepdims=True)
+    if dict(opts).get("standardize", 1):
+        x = x - x.mean(axis=(1, 2), keepdims=True)
+        x = x / x.std(axis=(1, 2), keepdims=True)
     x = np.ascontiguousarray(x[..., None], dtype=np.float32)
     y = origins[:, 0].astype(np.int32)
     return _readonly(x, y)
