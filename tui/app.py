@@ -862,9 +862,10 @@ class SpatialmixApp(App):
         self.launch(argv, run_dir)
 
     def launch(self, argv, run_dir):
-        running = [l for l in self.store.running_launches() if l.run_dir and l.run_dir == run_dir]
         view = self.view(run_dir) if run_dir else None
-        if running or (view is not None and view.state == "running"):
+        # a launch of ours that has logged its run_end may still be exiting: that is no reason to wait
+        running = [l for l in self.store.running_launches() if l.run_dir and l.run_dir == run_dir]
+        if (view is not None and view.state in ("running", "starting")) or (view is None and running):
             self.notify(f"{run_dir} is already running", severity="warning")
             return None
         launch = self.store.start(argv, run_dir)
