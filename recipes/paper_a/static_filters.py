@@ -8,8 +8,8 @@ the identity filter a catastrophic failure.
 How the cpu scale was chosen (written before its first run, not changed after):
 - Model and schedule: resnet-mixing's cpu miniature of the paper's separable ResNet (width 16,
   d = 9, k = 3) at depth n = 1 (ResNet-8, the cheaper of resnet-mixing's two depths: five arms
-  × 2 seeds = 10 cells), He et al.'s SGD step schedule scaled to 6 epochs of batch 128,
-  on `textures`, no augmentation. About 3-4 minutes on an idle 2-core machine.
+  × 2 seeds = 10 cells), He et al.'s SGD step schedule scaled to 3 epochs of batch 128,
+  on `textures`, no augmentation. About 2 minutes on an idle 2-core machine.
 - Thresholds: each ">" link holds when the upper arm's mean is higher beyond the two arms'
   combined seed spread, and does not hold when it is lower beyond it; within the spread it
   is inconclusive. The "≫" link (box ≫ identity, "catastrophic") also needs a margin of at
@@ -39,7 +39,7 @@ SCALES = {
         dataset="textures", grid={"filters": list(ARMS)}, seeds=(0, 1), model={**CPU_MODEL, "depth": 1},
         budget=CPU_BUDGET, datasets=("digits",),
         note="cpu scale: 14-class textures, the paper's CIFAR separable ResNet (width 16, d=9, k=3) at depth n=1 "
-             "(ResNet-8), SGD step schedule scaled to 6 epochs of batch 128. `full` learns everything (random "
+             "(ResNet-8), SGD step schedule scaled to 3 epochs of batch 128. `full` learns everything (random "
              "init); the other arms are chans mode with that filter kind frozen.",
     ),
     "paper": Scale(
