@@ -216,6 +216,7 @@ def test_bench_rejects_unknown_backend_quickly():
     assert proc.returncode == 2 and "--worker" in proc.stderr
 
 
+@pytest.mark.slow
 def test_bench_tiny_smoke(tmp_path):
     backend = keras.backend.backend()
     out = tmp_path / "bench.json"

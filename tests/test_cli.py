@@ -135,6 +135,7 @@ def test_smoke_run_leaves_every_artefact_and_second_run_does_nothing(tmp_path):
     assert results.returncode == 0 and "3/3 cells" in results.stdout and "chans" in results.stdout
 
 
+@pytest.mark.slow
 def test_kill_9_mid_cell_then_resume(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [SPATIALMIX, "run", "convmixer-mixing", "--scale", "smoke", "--runs-dir", str(tmp_path), "--quiet"]

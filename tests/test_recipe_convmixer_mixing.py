@@ -19,6 +19,7 @@ def convmixer_params(w, depth, k, p, channels, classes):
     return stem + depth * block + batch_norms + w * classes + classes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset,shape,classes", [("cifar10", (32, 32, 3), 10), ("cifar100", (32, 32, 3), 100),
                                                    ("imagenet2012", (224, 224, 3), 1000)])
 def test_paper_scale_models_have_paper_size_and_train_a_step(dataset, shape, classes):

@@ -2,6 +2,8 @@
 
 import csv
 import json
+
+import pytest
 import os
 import signal
 import subprocess
@@ -44,6 +46,7 @@ def wait_for(path, predicate, timeout=120):
     raise AssertionError(f"{path} never got there")
 
 
+@pytest.mark.slow
 def test_event_log_has_only_whole_lines_after_kill_9(tmp_path):
     path = tmp_path / "events.jsonl"
     for attempt in range(3):
@@ -64,6 +67,7 @@ def test_event_log_has_only_whole_lines_after_kill_9(tmp_path):
     assert len(epochs) > 100
 
 
+@pytest.mark.slow
 def test_results_table_is_always_whole_under_concurrent_reads_and_kill_9(tmp_path):
     path = tmp_path / "results.csv"
     proc = start(ROW_WRITER, path)
