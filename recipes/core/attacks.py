@@ -64,8 +64,8 @@ def project(x_adv, x, eps, clip=CLIP):
 
 
 def _inputs(x, y):
-    x = np.ascontiguousarray(x, dtype="float32")
-    y = np.asarray(y).astype("int64").reshape(-1)
+    x = np.array(x, dtype="float32")                 # a writable copy (torch wants writable arrays)
+    y = np.array(y).astype("int64").reshape(-1)
     return x, y
 
 
