@@ -23,6 +23,7 @@ from recipes.core import registry, runlog
 from tui import app as tui_app
 from tui import device as device_mod
 from tui import runs as runs_mod
+from tui.screenshots import settled
 
 RECIPE = "convmixer-mixing"
 SMOKE_CELLS = 3
@@ -565,7 +566,7 @@ def snap_app(runs_dir):
 async def settle(pilot):
     while pilot.app.scans < 1 or pilot.app.device_sample is None:
         await pilot.pause(0.1)
-    await pilot.pause(0.3)
+    await settled(pilot, 0.3)     # the footer lays out its keys last (slowly, under load)
 
 
 @pytest.mark.parametrize("screen,keys", [("recipes", []), ("runs", ["2"]), ("results", ["3"])])

@@ -591,6 +591,11 @@ class ResultsScreen(Screen):
     #verdict { width: auto; max-width: 40; padding: 1 1 0 1; }
     #filter { display: none; }
     #filter.shown { display: block; }
+    #tabs { height: 1fr; }
+    #tabs > ContentSwitcher { height: 1fr; }
+    #tabs TabPane { height: 1fr; padding: 0; }
+    #report-md { height: 1fr; }
+    #figure-pane { height: 1fr; }
     #results-table { height: 1fr; }
     #table-status { height: 1; padding: 0 1; }
     #figure-pane Static { padding: 0 1; }
@@ -778,7 +783,7 @@ class SpatialmixApp(App):
         Binding("1", "switch_mode('recipes')", "Recipes"),
         Binding("2", "switch_mode('runs')", "Runs"),
         Binding("3", "switch_mode('results')", "Results"),
-        Binding("question_mark", "help", "Help"),
+        Binding("question_mark", "help", "Help", priority=True),
         Binding("ctrl+s", "svg", "SVG"),
         Binding("q", "quit", "Quit"),
     ]

@@ -13,6 +13,19 @@ import os
 from tui.app import SpatialmixApp
 
 
+async def settled(pilot, seconds=1.0, timeout=30):
+    """Pause, then wait until the footer has laid out its keys (slow on a loaded machine)."""
+    from textual.widgets import Footer
+
+    await pilot.pause(seconds)
+    for _ in range(int(timeout / 0.1)):
+        keys = pilot.app.screen.query(Footer).first().children if pilot.app.screen.query(Footer) else []
+        if keys and keys[0].region.width:
+            break
+        await pilot.pause(0.1)
+    await pilot.pause(0.2)
+
+
 async def shoot(runs_dir, out, size, recipe=None, run=None):
     app = SpatialmixApp(runs_dir=runs_dir, screenshot_dir=out, export_dir=out)
     async with app.run_test(size=size) as pilot:
@@ -21,21 +34,21 @@ async def shoot(runs_dir, out, size, recipe=None, run=None):
         await pilot.pause(1.5)  # a CPU figure needs two samples
         if recipe:
             app.show_recipe(recipe)
-            await pilot.pause(0.5)
+        await settled(pilot, 0.5)
         app.save_screenshot("tui-recipes.svg", out)
         await pilot.press("2")
         if run:
             app.show_run(os.path.abspath(run))
-        await pilot.pause(1)
+        await settled(pilot)
         app.save_screenshot("tui-runs.svg", out)
         if run:
             app.show_results(os.path.abspath(run))
         else:
             await pilot.press("3")
-        await pilot.pause(1)
+        await settled(pilot)
         app.save_screenshot("tui-results.svg", out)
         await pilot.press("m")
-        await pilot.pause(1)
+        await settled(pilot)
         app.save_screenshot("tui-report.svg", out)
 
 
