@@ -515,21 +515,35 @@ def test_device_panel_without_nvml(tmp_path):
 
 
 def test_device_sampling_does_not_block_the_ui(tmp_path):
-    class SlowSampler(StillSampler):
+    """A sample that never returns (until the test says so) leaves the keys working."""
+    import threading
+
+    release, started = threading.Event(), threading.Event()
+
+    class StuckSampler(StillSampler):
         def sample(self):
-            time.sleep(3)
+            started.set()
+            release.wait(60)
             return super().sample()
 
     async def body():
-        app = make_app(tmp_path / "runs", tmp_path, sampler=SlowSampler())
+        app = make_app(tmp_path / "runs", tmp_path, sampler=StuckSampler())
         async with app.run_test(size=SMALL) as pilot:
-            t0 = time.monotonic()
-            for key in "2312":
+            await wait_for(pilot, started.is_set, 20, "the sampler to start")
+            for key, mode in (("2", "runs"), ("3", "results"), ("1", "recipes"), ("2", "runs")):
                 await pilot.press(key)
-            assert time.monotonic() - t0 < 2.5          # the keys were handled while a sample took 3 s
-            assert app.current_mode == "runs"
+                await pilot.pause()
+                assert app.current_mode == mode
+            assert not release.is_set() and app.device_sample is None   # all while the sample hung
+            assert "sampling" in panel_text(app)
+            release.set()
+            await wait_for(pilot, lambda: app.device_sample is not None, 20, "the sample")
+            assert "no GPU (test)" in panel_text(app)
 
-    run(body())
+    try:
+        run(body())
+    finally:
+        release.set()
 
 
 def test_screenshot_key_writes_svg(tmp_path):
