@@ -561,9 +561,9 @@ class RunsScreen(Screen):
         except (ValueError, TypeError) as e:
             self.app.notify(str(e), severity="error")
             return
-        if v.launch:
+        if v.launch:  # a start that failed before it made a folder: the same start again
             self.app.store.launches = [l for l in self.app.store.launches if l.argv != v.argv]
-        self.app.launch(argv, None if v.launch else v.run_dir)
+        self.app.launch(argv, v.run_dir if os.path.isabs(v.run_dir) else None)
 
     @on(DataTable.RowSelected, "#runs")
     def _selected(self, event):

@@ -488,17 +488,21 @@ class RunStore:
             if launch.returncode == 0:
                 continue
             tail = launch.stderr_tail()
-            if view is None:          # failed before it made its folder (a user error: exit 2)
+            if view is None:          # ended before it made its folder (a user error: exit 2; Ctrl-C)
                 recipe = launch.argv[launch.argv.index("run") + 1] if "run" in launch.argv else "?"
+                stopped = launch.returncode in (130, -signal.SIGINT)
                 views.append(RunView(run_dir=launch.run_dir or f"launch-{launch.process.pid}", recipe=recipe,
                                      name=os.path.basename(launch.run_dir or "") or "(not started)",
-                                     state="failed", error=tail, last_error=tail, argv=launch.argv,
-                                     updated=launch.started, launch=True))
+                                     state="interrupted" if stopped else "failed", error=None if stopped else tail,
+                                     last_error=tail, argv=launch.argv, updated=launch.started, launch=True))
             elif view.state == "failed" and not view.error:
                 view.error = tail
             elif view.state != "running" and launch.started > (view.updated or 0):
-                # exited with an error after the folder's last event (e.g. the lock was taken)
-                view.state, view.error = "failed", tail
+                # ended after the folder's last event without logging (the lock was taken; Ctrl-C early)
+                if launch.returncode in (130, -signal.SIGINT):
+                    view.state = "interrupted"
+                else:
+                    view.state, view.error = "failed", tail
         views.sort(key=lambda v: (-(v.updated or 0), v.run_dir))
         return views
 
