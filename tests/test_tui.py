@@ -574,7 +574,7 @@ def snap_runs():
 
 def snap_app(runs_dir):
     return tui_app.SpatialmixApp(runs_dir=runs_dir, recipes=[RECIPE], sampler=StillSampler(), interval=3600,
-                                 export_dir="/tmp", screenshot_dir="/tmp")
+                                 export_dir="/tmp", screenshot_dir="/tmp", backend="torch")
 
 
 async def settle(pilot):
@@ -603,6 +603,31 @@ def free_port():
         return s.getsockname()[1]
 
 
+async def served_screen(page, timeout=90):
+    """What the served app sends over the page's websocket (textual-serve starts the app per session)."""
+    import re
+
+    import aiohttp
+
+    url = re.search(r'data-session-websocket-url="([^"]+)"', page).group(1)
+    assert url.startswith("ws://127.0.0.1:")
+    got, deadline = b"", time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.send_str(json.dumps(["resize", {"width": 80, "height": 24}]))
+        while "spatialmix · recipes" not in got.decode("utf-8", "replace") and time.monotonic() < deadline:
+            try:
+                msg = await asyncio.wait_for(ws.receive(), max(deadline - time.monotonic(), 0.1))
+            except asyncio.TimeoutError:
+                break
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                got += msg.data
+            elif msg.type == aiohttp.WSMsgType.TEXT:
+                got += msg.data.encode()
+            else:
+                break
+    return got.decode("utf-8", "replace")
+
+
 def test_serve_answers_on_loopback(tmp_path):
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "tui.app", "--serve", str(port), "--runs-dir", str(tmp_path)],
@@ -619,6 +644,7 @@ def test_serve_answers_on_loopback(tmp_path):
                 time.sleep(0.5)
         assert body is not None, "no answer on 127.0.0.1 within 60 s"
         assert "spatialmix-tui" in body
+        assert "spatialmix · recipes" in asyncio.run(served_screen(body)), "the app did not draw in the browser session"
         listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout if shutil.which("ss") else ""
         for line in listening.splitlines():
             if f":{port} " in line:

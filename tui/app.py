@@ -206,8 +206,8 @@ class RecipesScreen(Screen):
         with Horizontal(id="controls"):
             yield Select([(s, s) for s in SCALES], value="cpu", allow_blank=False, id="scale", prompt="scale")
             yield Select([], id="dataset", prompt="dataset")
-            yield Select([(b, b) for b in BACKENDS], value=default_backend() if default_backend() in BACKENDS
-                         else BACKENDS[0], allow_blank=False, id="backend", prompt="backend")
+            yield Select([(b, b) for b in BACKENDS], value=self.app.backend, allow_blank=False, id="backend",
+                         prompt="backend")
             yield Input("0", placeholder="seed", id="seed", type="integer")
             yield Button("Start s", id="start", variant="success")
         with VerticalScroll(id="detail"):
@@ -789,8 +789,10 @@ class SpatialmixApp(App):
     ]
 
     def __init__(self, runs_dir="runs", data_dir=None, recipes=None, sampler=None, interval=1.0,
-                 export_dir=None, screenshot_dir=None, image_class=None):
+                 export_dir=None, screenshot_dir=None, image_class=None, backend=None):
         super().__init__()
+        backend = backend or default_backend()
+        self.backend = backend if backend in BACKENDS else BACKENDS[0]   # the controls' first choice
         self.runs_dir = os.path.abspath(runs_dir)
         self.data_dir = data_dir
         self.store = runs_mod.RunStore(self.runs_dir)
