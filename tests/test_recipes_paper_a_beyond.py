@@ -1,0 +1,139 @@
+"""Paper A beyond accuracy: the five recipes' claim checks (holds / does not hold /
+inconclusive on made-up rows), the [0, 1] textures option, and a smoke run of each."""
+
+import os
+
+import numpy as np
+import pytest
+
+from recipes.core import data
+from recipes.core.engine import run_recipe
+from recipes.core.registry import get_recipe
+from recipes.paper_a import adversarial_resnets, learned_filters, pixel_unshuffle, smoothed_filters, spectral_envelope
+
+IDS = ("adversarial-resnets", "smoothed-filters", "spectral-envelope", "learned-filters", "pixel-unshuffle")
+
+
+def two_seeds(base, values, spread):
+    """Rows for seeds 0 and 1 around `values` (metric -> mean), ± spread."""
+    return [{**base, "seed": str(s), **{k: str(v + sign * spread) for k, v in values.items()}}
+            for s, sign in ((0, -1), (1, 1))]
+
+
+# ----------------------------------------------------------------------------- spectral-envelope
+
+def envelope_rows(cov64, high_smoothed, spread=0.01):
+    rows = []
+    for bank, cov in ((1, 0.35), (8, 0.80), (64, cov64)):
+        rows += two_seeds({"filters": "random", "bank": str(bank)}, {"coverage": cov, "high_share": 0.8}, spread)
+        rows += two_seeds({"filters": "smoothed", "bank": str(bank)}, {"coverage": 0.2, "high_share": high_smoothed},
+                          spread)
+    return rows
+
+
+def test_spectral_envelope_check():
+    assert spectral_envelope.check(envelope_rows(0.99, 0.30)).verdict == "holds"
+    assert spectral_envelope.check(envelope_rows(0.99, 0.60)).verdict == "does not hold"   # smoothing keeps highs
+    assert spectral_envelope.check(envelope_rows(0.45, 0.30)).verdict == "does not hold"   # coverage barely grows
+    assert spectral_envelope.check(envelope_rows(0.99, 0.30, spread=0.4)).verdict == "inconclusive"
+    assert spectral_envelope.check([]).verdict == "inconclusive"
+
+
+# ----------------------------------------------------------------------------- smoothed-filters
+
+def smoothed_rows(raw_robust, smooth_robust, smooth_clean=0.70, spread=0.01):
+    rows = []
+    for kind, clean, robust in (("random", 0.70, raw_robust), ("smoothed", smooth_clean, smooth_robust)):
+        rows += two_seeds({"filters": kind}, {"test_accuracy": clean, "fgsm_eps0": clean, "fgsm_eps4": robust,
+                                              "pgd_eps0": clean, "pgd_eps4": robust - 0.02}, spread)
+    return rows
+
+
+def test_smoothed_filters_check():
+    v = smoothed_filters.check(smoothed_rows(0.30, 0.40))
+    assert v.verdict == "holds" and "+33 %" in v.summary and "FGSM ε=4/255" in v.table
+    assert smoothed_filters.check(smoothed_rows(0.30, 0.33)).verdict == "does not hold"    # +10 % < +25 %
+    assert smoothed_filters.check(smoothed_rows(0.30, 0.40, smooth_clean=0.60)).verdict == "does not hold"
+    assert smoothed_filters.check(smoothed_rows(0.30, 0.40, spread=0.08)).verdict == "inconclusive"
+    assert smoothed_filters.check([]).verdict == "inconclusive"
+
+
+# ----------------------------------------------------------------------------- adversarial-resnets
+
+def adversarial_rows(std_gap, adv_gap, spread=0.005):
+    rows = []
+    for training, gap in (("standard", std_gap), ("fgsm", adv_gap)):
+        for mode, acc in (("full", 0.40), ("chans", 0.40 + gap)):
+            rows += two_seeds({"depth": "1", "mode": mode, "training": training},
+                              {"test_accuracy": 0.7, "fgsm_eps1": acc, "pgd_eps1": acc - 0.05, "fgsm_eps2": acc - 0.1,
+                               "pgd_eps2": acc - 0.15}, spread)
+    return rows
+
+
+def test_adversarial_resnets_check():
+    assert adversarial_resnets.check(adversarial_rows(0.10, 0.01)).verdict == "holds"
+    assert adversarial_resnets.check(adversarial_rows(-0.05, 0.01)).verdict == "does not hold"  # full more robust
+    assert adversarial_resnets.check(adversarial_rows(0.10, 0.08)).verdict == "does not hold"   # gap stays
+    assert adversarial_resnets.check(adversarial_rows(0.10, 0.01, spread=0.1)).verdict == "inconclusive"
+    assert adversarial_resnets.check([]).verdict == "inconclusive"
+
+
+# ----------------------------------------------------------------------------- learned-filters
+
+def learned_rows(gain, spread=0.01):
+    values = {"test_accuracy": 0.6, "low_share_gain": gain}
+    for layer in (1, 2):
+        values[f"low_share_random_l{layer}"] = 0.2
+        values[f"low_share_learned_l{layer}"] = 0.2 + gain
+    return two_seeds({"depth": "4"}, values, spread)
+
+
+def test_learned_filters_check():
+    v = learned_filters.check(learned_rows(0.20))
+    assert v.verdict == "holds" and "+20.0" in v.summary
+    assert learned_filters.check(learned_rows(0.02)).verdict == "does not hold"     # below MIN_GAIN
+    assert learned_filters.check(learned_rows(-0.10)).verdict == "does not hold"    # learned has fewer lows
+    assert learned_filters.check(learned_rows(0.03, spread=0.2)).verdict == "inconclusive"
+    assert learned_filters.check([]).verdict == "inconclusive"
+
+
+# ----------------------------------------------------------------------------- pixel-unshuffle
+
+def unshuffle_rows(full, chans, spread=0.1):
+    rows = []
+    for mode, db in (("full", full), ("chans", chans), ("space", chans - 2)):
+        rows += two_seeds({"mode": mode, "depth": "4", "width": "64", "kernel_size": "5"},
+                          {"test_psnr": db, "scrambled_psnr": 8.0}, spread)
+    return rows
+
+
+def test_pixel_unshuffle_check():
+    assert pixel_unshuffle.check(unshuffle_rows(20.6, 20.0)).verdict == "holds"
+    assert pixel_unshuffle.check(unshuffle_rows(20.6, 17.0)).verdict == "does not hold"
+    assert pixel_unshuffle.check(unshuffle_rows(20.6, 18.6, spread=2.0)).verdict == "inconclusive"
+    assert pixel_unshuffle.check([]).verdict == "inconclusive"
+
+
+# ----------------------------------------------------------------------------- data and smoke runs
+
+def test_textures_in_unit_range_are_the_same_patches_unstandardised():
+    x01, y01 = data.load_arrays("textures", "test", standardize=0)
+    x, y = data.load_arrays("textures", "test")
+    assert x01.min() >= 0.0 and x01.max() <= 1.0
+    np.testing.assert_array_equal(y01, y)
+    z = (x01 - x01.mean(axis=(1, 2), keepdims=True)) / x01.std(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(z, x, atol=1e-3)
+    spec = data.dataset_spec("textures", standardize=0)
+    assert 0.0 < spec.mean[0] < 1.0 and 0.0 < spec.std[0] < 0.5
+    assert data.dataset_spec("textures").mean == (0.0,)  # the default set is unchanged
+
+
+@pytest.mark.parametrize("recipe_id", IDS)
+def test_smoke_run_writes_figure_report_and_a_verdict(recipe_id, tmp_path):
+    recipe = get_recipe(recipe_id)
+    result = run_recipe(recipe, "smoke", runs_dir=str(tmp_path))
+    for name in ("results.csv", "report.md", "figure.png", "run.json", "events.jsonl"):
+        assert os.path.getsize(os.path.join(result.run_dir, name)) > 0
+    assert result.verdict.verdict in ("holds", "does not hold", "inconclusive")
+    with open(os.path.join(result.run_dir, "report.md")) as f:
+        assert recipe.claim in f.read()
