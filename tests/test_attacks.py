@@ -119,6 +119,10 @@ def test_backends_agree_on_one_checkpoint(trained, tmp_path):
     results[here] = {"fgsm": attacks.robust_accuracy(model, (x, y), "fgsm", EPS),
                      "pgd": attacks.robust_accuracy(model, (x, y), "pgd", EPS)}
     images[here] = attacks.fgsm(model, x, y, EPS)
+    print(f"\nattack agreement at eps={EPS:.4f} (accuracy on {len(y)} digits test images):",
+          {b: {k: round(v, 4) for k, v in r.items() if k != "backend"} for b, r in results.items()},
+          {b: {"pixels differing > 1e-4": float(np.mean(np.abs(images[b] - images[here]) > 1e-4)),
+               "max |diff|": float(np.abs(images[b] - images[here]).max())} for b in other_backends()})
     for backend in other_backends():
         assert abs(results[backend]["fgsm"] - results[here]["fgsm"]) <= 0.01, results
         assert abs(results[backend]["pgd"] - results[here]["pgd"]) <= 0.01, results

@@ -136,13 +136,13 @@ def figure(rows, path, meta):
                 shown[r["mode"]] = (dict(np.load(f)), float(r["test_psnr"]))
     n_img = min((len(v[0]["truth"]) for v in shown.values()), default=0)
     n_img = min(n_img, 8)
-    image_rows = (2 + len(shown)) if shown else 0
-    fig = plt.figure(figsize=(max(9, 1.1 * n_img + 4.5), 1.1 * image_rows + 3.4), dpi=120)
-    grid = fig.add_gridspec(image_rows + 1, max(n_img, 1) + 3, height_ratios=[1] * image_rows + [3.0])
+    image_rows = (2 + len(shown)) if shown else 1
+    fig = plt.figure(figsize=(0.95 * n_img + 5.6, 0.95 * image_rows + 1.0), dpi=120)
+    grid = fig.add_gridspec(image_rows, n_img + 2, width_ratios=[1] * n_img + [0.35, 4.2])
     if shown:
         first = next(iter(shown.values()))[0]
         labels = [("truth", "ground truth"), ("scrambled", "scrambled")]
-        labels += [(m, f"{m} ({shown[m][1]:.1f} dB)") for m in modes if m in shown]
+        labels += [(m, f"{m}\n{shown[m][1]:.1f} dB") for m in modes if m in shown]
         for i, (key, label) in enumerate(labels):
             for j in range(n_img):
                 ax = fig.add_subplot(grid[i, j])
@@ -153,8 +153,8 @@ def figure(rows, path, meta):
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if j == 0:
-                    ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-    ax = fig.add_subplot(grid[image_rows, 1:-1])
+                    ax.set_ylabel(label, fontsize=7)
+    ax = fig.add_subplot(grid[:, -1])
     colours = {"full": "tab:blue", "chans": "tab:red", "space": "tab:green"}
     styles = ["-", "--", ":", "-."]
     markers = ["o", "s", "^", "D"]
@@ -175,8 +175,9 @@ def figure(rows, path, meta):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     d, w, k = big
-    fig.suptitle(f"Pixel un-shuffling on {meta['dataset']} ({meta['scale']} scale). Images: random test images, "
-                 f"model d={d}, w={w}, k={k}, seed {seed}; curve: mean ± spread over seeds", fontsize=9)
+    ax.set_title("test PSNR, mean ± spread over seeds", fontsize=8)
+    fig.suptitle(f"Pixel un-shuffling on {meta['dataset']} ({meta['scale']} scale): the first test images, "
+                 f"model d={d}, w={w}, k={k}, seed {seed}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
