@@ -101,7 +101,7 @@ def check(rows):
                f"+{100 * growth:.1f} pts, needs ≥ {100 * GROWTH:.0f} ({grows}); at {mid_bank} filters "
                f"{100 * fast_fraction:.0f} % of that growth is there, needs ≥ {100 * FAST_FRACTION:.0f} % "
                f"({fast}). High-frequency energy share (radius ≥ 0.25 cycles/px) at {banks[-1]} filters: "
-               f"raw {claims.pct(raw)}, smoothed {claims.pct(smooth)}, ratio {ratio:.2f}, needs ≤ {HIGH_RATIO} "
+               f"raw {claims.pct(raw)}, smoothed {claims.pct(smooth)}, ratio {ratio:.3f}, needs ≤ {HIGH_RATIO} "
                f"({removes}).")
     return Verdict(verdict, summary, claims.markdown_table(header, table))
 
