@@ -54,12 +54,12 @@ def psnr(prediction, target):
     return float(np.mean(psnr_per_image(prediction, target)))
 
 
-def _pairs(ds, perm, labelled):
-    """(scrambled, original) pairs from a dataset of images or (images, labels)."""
+def _pairs(ds, perm):
+    """(scrambled, original) pairs from a dataset of images or of (images, labels): labels dropped."""
     import tensorflow as tf
 
     def to_pair(*element):
-        x = element[0] if labelled else element[0]
+        x = element[0]
         return scramble(x, perm), tf.identity(x)
 
     return ds.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
@@ -83,15 +83,14 @@ def train_unshuffler(cell, model_config, *, permutation_seed, data_options=None,
     budget = cell.budget
     opts = dict(data_options or {})
     spec = data.dataset_spec(cell.dataset, **opts)
-    labelled = spec.task == "classification"
     h, w = spec.image_shape[:2]
     perm = permutation(h, w, permutation_seed)
     batch = budget["batch_size"]
     train = _pairs(data.load_dataset(cell.dataset, "train", batch_size=batch, seed=cell.seed,
                                      augment=budget.get("augment", False), data_dir=cell.data_dir,
-                                     repeat=bool(budget.get("steps_per_epoch")), **opts), perm, labelled)
+                                     repeat=bool(budget.get("steps_per_epoch")), **opts), perm)
     test = _pairs(data.load_dataset(cell.dataset, "test", batch_size=max(batch, 256), data_dir=cell.data_dir,
-                                    **opts), perm, labelled)
+                                    **opts), perm)
     steps = budget.get("steps_per_epoch") or -(-data.num_examples(cell.dataset, "train", data_dir=cell.data_dir,
                                                                    **opts) // batch)
     epochs = budget["epochs"]
