@@ -1,4 +1,4 @@
-"""The `spatialmix` command line: list, show, run, results, models, bench.
+"""The `spatialmix` command line: list, show, run, results, report, models, bench.
 
 Keras reads its backend once, at import, so nothing here imports Keras (or anything
 that does) before `--backend` has been put into the environment.
@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from recipes import commands
 from recipes.core.choices import BACKENDS, DEFAULT_BACKEND, SCALES, default_backend
 
 
@@ -38,13 +39,18 @@ def build_parser():
                      "the fastest on CPU in `spatialmix bench`)")
     run.add_argument("--data-dir", help="TFDS data dir for paper-scale datasets (default: TFDS's own)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--distribute", action="store_true", help="data-parallel over every local device "
+                     "(jax: keras.distribution.DataParallel; tensorflow: tf.distribute.MirroredStrategy)")
     results = sub.add_parser("results", help="the results tables of finished and running runs, as text")
     results.add_argument("recipe", nargs="?")
     results.add_argument("--runs-dir", default="runs")
     sub.add_parser("models", help="the zoo's models and their default config")
+    report = sub.add_parser("report", help="the reproduction table: one row per claim, from the run folders")
+    report.add_argument("--runs-dir", default="runs", help="where run folders are (default: ./runs)")
     bench = sub.add_parser("bench", help="time the training step against a plain PyTorch ConvMixer "
                            "(`spatialmix bench --help` for its options)", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    commands.add_parsers(sub)  # zoo (presets), tune
     return parser
 
 
@@ -63,6 +69,10 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = backend
     elif args.command == "run":
         os.environ["KERAS_BACKEND"] = default_backend()  # $KERAS_BACKEND, else the fastest on CPU
+    elif args.command == "tune":  # $KERAS_BACKEND, else TensorFlow (small models: the fastest here)
+        from recipes.core.tune import DEFAULT_BACKEND as TUNE_BACKEND
+
+        os.environ["KERAS_BACKEND"] = os.environ.get("KERAS_BACKEND") or TUNE_BACKEND
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from zoo.errors import SpatialmixError  # light: no Keras yet
 
@@ -146,12 +156,16 @@ def cmd_run(args, argv):
     recipe = get_recipe(args.recipe)
     resolve(recipe, args.scale, args.dataset)
     check_writable(args.runs_dir)
+    if args.distribute:
+        from recipes.core.distribute import check_backend
+
+        check_backend(os.environ["KERAS_BACKEND"])
     import_tensorflow_quietly()
     from recipes.core.engine import run_recipe
 
     printer = None if args.quiet else ProgressPrinter()
     run_dir, verdict = run_recipe(recipe, args.scale, args.dataset, args.runs_dir, seed, args.data_dir,
-                                  argv=["spatialmix", *argv], progress=printer)
+                                  argv=["spatialmix", *argv], progress=printer, distribute=args.distribute)
     print(f"\n{recipe.id}: the claim {verdict.verdict} at {args.scale} scale. {verdict.summary}")
     if verdict.table:
         print(verdict.table)
@@ -163,7 +177,7 @@ def cmd_results(args, argv):
     import json
 
     from recipes.core import runlog
-    from recipes.core.registry import get_recipe
+    from recipes.core.registry import get_recipe, list_recipes
 
     pattern = os.path.join(args.runs_dir, args.recipe or "*", "*", "run.json")
     if args.recipe:
@@ -177,6 +191,9 @@ def cmd_results(args, argv):
         with open(meta_path) as f:
             meta = json.load(f)
         rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+        if meta.get("recipe") not in list_recipes():  # a tune search or the preset build: no claim
+            print(commands.other_run_summary(meta, rows, run_dir) + "\n")
+            continue
         recipe = get_recipe(meta["recipe"])
         total = len(_grid_of(recipe, meta))
         print(f"== {meta['recipe']} · {meta['scale']} · {meta['dataset']} · {meta['backend']} · "
@@ -214,6 +231,12 @@ def cmd_models(args, argv):
         print("    " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
 
 
+def cmd_report(args, argv):
+    from recipes.core.reproduction import reproduction_table
+
+    print(reproduction_table(args.runs_dir))
+
+
 def cmd_bench(args, argv):
     from recipes.perf.bench.cli import configure_parser  # its own options (it starts one worker per backend)
     from recipes.perf.bench.runner import run
@@ -225,8 +248,8 @@ def cmd_bench(args, argv):
     return run(parser.parse_args(rest))
 
 
-COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "results": cmd_results,
-            "models": cmd_models, "bench": cmd_bench}
+COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "results": cmd_results, "report": cmd_report,
+            "models": cmd_models, "bench": cmd_bench, **commands.COMMANDS}
 
 
 class ProgressPrinter:

@@ -1,0 +1,130 @@
+"""The reproduction table: one row per claim (= per registered recipe), read from run folders.
+
+    from recipes.core.reproduction import reproduction_table
+    print(reproduction_table("runs"))          # what `spatialmix report` prints
+
+Each row gives the paper's figure and claim, then one entry per run folder of the recipe
+found under `<runs-dir>/<recipe id>/` (ordered smoke, cpu, paper): where it ran (scale ·
+dataset · backend), how many cells have results out of the grid (and the run's state if
+it is not finished), the seeds, our numbers, and the verdict of the recipe's own `check`
+on the rows there are. A recipe with no run folder shows "not run", never a blank.
+
+It is generic over the recipe registry: a recipe added later gets its row by existing.
+Our numbers are the recipe module's `headline(rows)` if it defines one, else the mean ±
+spread over seeds of the recipe's metric for every grid point (seeds pooled).
+"""
+
+import glob
+import importlib
+import json
+import os
+
+from recipes.core import claims, runlog
+from recipes.core.choices import SCALES
+
+NOT_RUN = "not run"
+
+
+def run_folders(runs_dir, recipe_id):
+    """The run folders of `recipe_id` under `runs_dir` (those with a run.json), smoke → cpu → paper."""
+    found = []
+    for meta_path in glob.glob(os.path.join(runs_dir, recipe_id, "*", "run.json")):
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            continue
+        found.append((os.path.dirname(meta_path), meta))
+    order = {s: i for i, s in enumerate(SCALES)}
+    return sorted(found, key=lambda m: (order.get(m[1].get("scale"), len(order)), m[0]))
+
+
+def run_state(run_dir, recipe, meta):
+    """(rows, cells_total, state) of one run folder. State is the last run_end's status
+    (finished / interrupted / failed), or "running or killed" when the log has no run_end
+    after its last run_start (a live run, or one stopped by kill -9)."""
+    from recipes.core.engine import expand_grid
+
+    rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+    scale = recipe.scales.get(meta.get("scale"))
+    total = len(expand_grid(scale, meta.get("seed", 0))) if scale else len(rows)
+    events, _ = runlog.read_events(os.path.join(run_dir, "events.jsonl"))
+    state = "not started"
+    for e in events:
+        if e.get("event") == "run_start":
+            state = "running or killed"
+        elif e.get("event") == "run_end":
+            state = e.get("status", "?")
+    return rows, total, state
+
+
+def default_headline(recipe, rows):
+    """Mean ± spread of the recipe's metric at every grid point, seeds pooled."""
+    axes = [a for a in _grid_axes(recipe, rows) if a in (rows[0] if rows else {})]
+    stats = claims.arms(rows, recipe.metric, tuple(axes))
+    if not stats:
+        return "no results yet"
+    percent = "accuracy" in recipe.metric
+    parts = []
+    for key, arm in stats.items():
+        value = claims.pct(arm) if percent else f"{arm[0]:.3g} ± {arm[1]:.2g}"
+        parts.append(f"{'/'.join(key)} {value}")
+    return f"{recipe.metric} by {'/'.join(axes)}: " + ", ".join(parts)
+
+
+def _grid_axes(recipe, rows):
+    axes = []
+    for scale in recipe.scales.values():
+        for axis in scale.grid:
+            if axis not in axes:
+                axes.append(axis)
+    return axes
+
+
+def headline(recipe, rows):
+    """Our numbers: the recipe module's `headline(rows)` if it has one, else the default."""
+    from recipes.core.registry import recipe_module
+
+    custom = getattr(importlib.import_module(recipe_module(recipe.id)), "headline", None)
+    return custom(rows) if custom else default_headline(recipe, rows)
+
+
+def recipe_row(recipe, runs_dir):
+    """The table row of one recipe: [claim, paper, the paper's claim, run, cells, seeds, ours, verdict]."""
+    entries = []
+    for run_dir, meta in run_folders(runs_dir, recipe.id):
+        rows, total, state = run_state(run_dir, recipe, meta)
+        where = f"{meta.get('scale', '?')} · {meta.get('dataset', '?')} · {meta.get('backend', '?')}"
+        cells = f"{len(rows)}/{total}" + ("" if state == "finished" and len(rows) >= total else f" ({state})")
+        seeds = ", ".join(str(s) for s in sorted({int(r["seed"]) for r in rows})) or "–"
+        if rows:
+            verdict = recipe.check(rows).verdict
+            ours = headline(recipe, rows)
+            if len(rows) < total:
+                verdict += f" (so far, {len(rows)}/{total} cells)"
+        else:
+            verdict, ours = f"{NOT_RUN} (folder has no results yet)", "no results yet"
+        entries.append((where, cells, seeds, ours, verdict))
+    if not entries:
+        entries = [(NOT_RUN, NOT_RUN, "–", NOT_RUN, NOT_RUN)]
+    columns = list(zip(*entries))
+    return [f"`{recipe.id}`", recipe.paper, recipe.claim, *("<br>".join(c) for c in columns)]
+
+
+HEADER = ["claim", "paper", "the paper's claim", "run (scale · data · backend)", "cells", "seeds", "ours",
+          "verdict"]
+
+
+def reproduction_table(runs_dir):
+    """The reproduction table (markdown) of every registered recipe, from `runs_dir`."""
+    from recipes.core.registry import get_recipe, list_recipes
+
+    rows = [recipe_row(get_recipe(rid), runs_dir) for rid in list_recipes()]
+    body = claims.markdown_table(HEADER, [[_cell(c) for c in r] for r in rows])
+    return (f"Reproduction table, from the run folders under `{runs_dir}` "
+            f"(`spatialmix report --runs-dir {runs_dir}`). Numbers are mean ± spread (sample std) over seeds.\n\n"
+            + body)
+
+
+def _cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
