@@ -1,6 +1,13 @@
 """convmixer-mixing: paper A, Fig. 5 (§4.2). ConvMixers that learn everything (full),
 only channel mixing (chans: depthwise filters and patch stem frozen at random init), or
-only spatial mixing (space: pointwise convs frozen). Claim: chans ≈ full ≫ space."""
+only spatial mixing (space: pointwise convs frozen). Claim: chans ≈ full ≫ space.
+
+Patch size at cpu scale: 2, not the paper's 1, for time. Measured again after the fast ops
+(2026-11-27, torch, batch 128 on 16×16 textures, CPU seconds per training step, which a
+busy host does not inflate): the six arms (3 modes × depths 2, 4) cost 657 ms per step
+in all at p=2 and 1870 ms at p=1, 2.85×. The 12-cell p=2 run took 280 s, so a p=1 grid
+would take ~740-800 s: it does not fit 10 minutes, and p=2 stays (thresholds unchanged).
+"""
 
 from recipes.core import claims
 from recipes.core.choices import MODES
