@@ -7,11 +7,13 @@ import numpy as np
 
 import zoo
 from recipes.core import data
+from zoo.errors import SpatialmixError
 from recipes.perf import speed
 from recipes.core.train import evaluate, export_plain, fit_resumable, make_optimizer
 
 
-def train_classifier(cell, model_name, model_config, family, validate=True):
+def train_classifier(cell, model_name, model_config, family, validate=True, build_model=None, dataset_options=None,
+                     augment=None):
     """Build `model_name` for the cell's dataset, train it with the `family` schedule on the
     cell's budget (resuming if interrupted), test it, and save the plain `model.keras`.
 
@@ -22,20 +24,30 @@ def train_classifier(cell, model_name, model_config, family, validate=True):
     training alone, and adds `train_s_per_epoch` (median over the epochs after the first,
     which carries the warm-up; the only one if there is one) and `train_s_first_epoch`.
     The budget may name `milestones` (fractions of training) for the `resnet` step decay.
+
+    Data set options (e.g. textures' `patch_size`) come from the budget's `dataset_options`
+    updated by `dataset_options`. `build_model(model_name, config)` replaces
+    `zoo.create_model` (e.g. a zoo model cut short or wrapped); it gets the same config.
+    `augment` (True/False) overrides the budget's `augment` (a grid axis of its own).
     """
     budget = cell.budget
-    spec = data.dataset_spec(cell.dataset)
+    options = {**budget.get("dataset_options", {}), **(dataset_options or {})}
+    spec = data.dataset_spec(cell.dataset, **options)
     batch = budget["batch_size"]
     train = data.load_dataset(cell.dataset, "train", batch_size=batch, seed=cell.seed,
-                              augment=budget.get("augment", False), data_dir=cell.data_dir,
-                              repeat=bool(budget.get("steps_per_epoch")))
-    test = data.load_dataset(cell.dataset, "test", batch_size=max(batch, 256), data_dir=cell.data_dir)
-    steps = budget.get("steps_per_epoch") or -(-data.num_examples(cell.dataset, "train", data_dir=cell.data_dir) // batch)
+                              augment=budget.get("augment", False) if augment is None else bool(augment),
+                              data_dir=cell.data_dir,
+                              repeat=bool(budget.get("steps_per_epoch")), **options)
+    test = data.load_dataset(cell.dataset, "test", batch_size=max(batch, 256), data_dir=cell.data_dir, **options)
+    steps = budget.get("steps_per_epoch") or -(-data.num_examples(cell.dataset, "train", data_dir=cell.data_dir,
+                                                                   **options) // batch)
     epochs = budget["epochs"]
     config = {**model_config, "num_classes": spec.num_classes, "input_shape": spec.image_shape,
               "mean": list(spec.mean), "std": list(spec.std), "seed": cell.seed}
 
     def build():
+        if build_model is not None:
+            return build_model(model_name, config)
         return zoo.create_model(model_name, **config)
 
     def compile_model(model):
@@ -55,7 +67,7 @@ def train_classifier(cell, model_name, model_config, family, validate=True):
                              cell.dir, on_epoch=on_epoch, samples_per_epoch=steps * batch)
     test_metrics = evaluate(model, test)
     export_plain(model, os.path.join(cell.dir, "model.keras"))
-    counts = zoo.count_params(model)
+    counts = _param_counts(model)
     timing = {}
     if not validate and seconds_per_epoch:
         timed = seconds_per_epoch[1:] or seconds_per_epoch
@@ -64,10 +76,24 @@ def train_classifier(cell, model_name, model_config, family, validate=True):
     return {
         "test_accuracy": test_metrics["accuracy"],
         "test_loss": test_metrics["loss"],
-        "params_trainable": counts["spatial_trainable"] + counts["channel_trainable"] + counts["other_trainable"],
-        "params_frozen": counts["spatial_frozen"] + counts["channel_frozen"] + counts["other_frozen"],
+        "params_trainable": sum(v for k, v in counts.items() if k.endswith("_trainable")),
+        "params_frozen": sum(v for k, v in counts.items() if k.endswith("_frozen")),
         **{f"params_{k}": v for k, v in counts.items()},
         "samples_per_s": round(sum(rates) / len(rates), 1) if rates else None,
         "epochs": epochs,
         **timing,
     }
+
+
+def _param_counts(model):
+    """zoo.count_params (by role) for models with `*_spatial` layers; otherwise (paper B's
+    families, which have no mixing modes) the learnable counts without roles: `all_trainable`,
+    `all_frozen` (BN moving statistics are not parameters)."""
+    try:
+        return zoo.count_params(model)
+    except SpatialmixError:
+        def learnable(weights):
+            return int(sum(np.prod(w.shape) for w in weights
+                           if not w.path.endswith(("moving_mean", "moving_variance"))))
+
+        return {"all_trainable": learnable(model.trainable_weights), "all_frozen": learnable(model.non_trainable_weights)}

@@ -1,0 +1,119 @@
+"""imagenet-1x1: paper B, Table 4 and Figs. 8-9 (§4.3, App. A.5). 1x1Conv in the last K
+layers of ResNet-152, ResNet-50, VGG-16, MobileNetV2 (its 3×3 depthwise removed) and
+SqueezeNet (its 3×3 expand convs 1×1). Paper (ImageNet, best K): ResNet-152 K=19 77.82 vs
+77.66; ResNet-50 K=5 75.53 vs 75.22; VGG-16 K=1 72.51 vs 72.96; MobileNetV2 K=2 72.06 vs
+72.29; SqueezeNet K=2 60.64 vs 60.07. Claim: the last layers become 1×1 at no cost.
+
+Grid: `arm` = 'net:method:k' (the baseline once per net).
+
+How the cpu scale was chosen (before any run, not changed after): each family at its
+baseline and at Table 4's K (19, 5, 1, 2, 2), 2 seeds: 10 arms, 20 trainings. Widths: VGG-16
+and the ResNets (CIFAR variant: 32×32 input) at 1/16, MobileNetV2 and SqueezeNet at 1/8.
+Data and budget as every paper B cpu recipe (recipes/paper_b/_common.py). ImageNet itself
+is the paper scale.
+
+Check (fixed before any run): per family, the 1x1Conv arm minus the baseline ≥ −TOL (2
+points at cpu scale) holds; a larger drop beyond the seed spread does not hold. The claim
+holds if it holds for every family.
+
+Runbook:
+    spatialmix run imagenet-1x1                      # cpu scale
+    spatialmix run imagenet-1x1 --scale paper --data-dir /data/tfds    # ImageNet (manual download)
+    measured: see README.md "Paper B at cpu scale".
+"""
+
+from recipes.core import claims
+from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.paper_b import _common as c
+
+NETS = ("resnet152", "resnet50", "vgg16", "mobilenet_v2", "squeezenet")
+TITLE = {"resnet152": "ResNet152", "resnet50": "ResNet50", "vgg16": "VGG16", "mobilenet_v2": "MobileNetV2",
+         "squeezenet": "SqueezeNet"}
+TABLE4_K = {"resnet152": 19, "resnet50": 5, "vgg16": 1, "mobilenet_v2": 2, "squeezenet": 2}
+PAPER = {"resnet152": "77.66 → 77.82 (K=19; 60.19 → 45.51 M)", "resnet50": "75.22 → 75.53 (K=5; 25.55 → 18.22 M)",
+         "vgg16": "72.96 → 72.51 (K=1; 37.70 → 35.60 M)", "mobilenet_v2": "72.29 → 72.06 (K=2; 3.50 → 3.48 M)",
+         "squeezenet": "60.07 → 60.64 (K=2; 1.25 → 1.23 M)"}
+
+SMALL = {"smoke": 1 / 16, "cpu": 1 / 8}
+MODELS = {scale: {"resnet152": c.RESNET[scale], "resnet50": c.RESNET[scale], "vgg16": c.VGG[scale],
+                  "mobilenet_v2": {"width_multiplier": SMALL[scale]}, "squeezenet": {"width_multiplier": SMALL[scale]}}
+          for scale in ("smoke", "cpu")}
+MODELS["paper"] = {"resnet152": {"variant": "imagenet"}, "resnet50": {"variant": "imagenet"}, "vgg16": {},
+                   "mobilenet_v2": {}, "squeezenet": {}}
+PAPER_KS = {"resnet152": range(2, 47, 2), "resnet50": range(1, 16), "vgg16": range(1, 6),
+            "mobilenet_v2": range(1, 6), "squeezenet": range(1, 5)}
+IMAGENET_BUDGET = {"epochs": 90, "batch_size": 256, "lr": 0.1, "weight_decay": 1e-4, "augment": True,
+                   "milestones": (1 / 3, 2 / 3)}
+
+SCALES = {
+    "smoke": Scale(dataset="textures", grid={"arm": ["squeezenet:none:0", "squeezenet:conv1x1:2",
+                                                     "mobilenet_v2:conv1x1:2"]},
+                   seeds=(0,), model=MODELS["smoke"], budget=c.SMOKE_BUDGET),
+    "cpu": Scale(dataset="textures",
+                 grid={"arm": [a for n in NETS for a in (c.arm(n), c.arm(n, "conv1x1", TABLE4_K[n]))]},
+                 seeds=(0, 1), model=MODELS["cpu"], budget=c.CPU_BUDGET,
+                 note="cpu scale: textures 32×32 (not ImageNet), each family at its baseline and at Table 4's K; "
+                      "VGG-16 and ResNets at 1/16 width (ResNets in their CIFAR variant), MobileNetV2 and "
+                      "SqueezeNet at 1/8."),
+    "paper": Scale(dataset="imagenet2012", grid={"arm": [a for n in NETS for a in c.k_arms(n, ("conv1x1",), PAPER_KS[n])]},
+                   seeds=(0,), model=MODELS["paper"], budget=IMAGENET_BUDGET,
+                   note="paper scale: ImageNet 224×224, every family with He et al.'s ResNet recipe (the paper "
+                        "reproduces each family's original recipe; MobileNetV2's RMSProp and SqueezeNet's "
+                        "polynomial schedule are not reproduced here); K sweeps as Figs. 8-9 (ResNet-152 "
+                        "every second K up to 46)."),
+}
+
+
+def run_cell(cell):
+    a = c.parse_arm(cell.config["arm"])
+    config = {**c.model_config(cell, a["net"]), "spatial_method": a["method"], "k": a["k"]}
+    return {"net": a["net"], "method": a["method"], "k": a["k"], **c.train(cell, a["net"], config)}
+
+
+def check(rows):
+    stats = claims.arms(rows, "test_accuracy", ("net", "k"))
+    verdicts, notes, table = [], [], []
+    for net in NETS:
+        base = stats.get((net, "0"))
+        arms = {int(k): s for (n, k), s in stats.items() if n == net and k != "0"}
+        if not base or not arms:
+            continue
+        best = max(arms, key=lambda k: arms[k][0])
+        v = c.drop_verdict(base, arms[best])
+        verdicts.append(v)
+        notes.append(f"{TITLE[net]} K={best}: {100 * (arms[best][0] - base[0]):+.1f} pts ({v})")
+        table.append([TITLE[net], c.fmt(base), c.params_m(rows, {"net": net, "k": 0}), best, c.fmt(arms[best]),
+                      c.params_m(rows, {"net": net, "k": best}), PAPER[net]])
+    if not verdicts:
+        return Verdict("inconclusive", "no family has both its baseline and a 1x1Conv arm finished yet.")
+    verdict = c.combine(verdicts) if len(verdicts) == len(NETS) else (
+        "does not hold" if "does not hold" in verdicts else "inconclusive")
+    summary = (f"Test accuracy, mean ± spread over seeds; the best 1x1Conv K of the grid against the baseline, "
+               f"within {100 * c.TOL:.0f} pts. " + "; ".join(notes) + ".")
+    return Verdict(verdict, summary, claims.markdown_table(
+        ["model", "baseline", "params (M)", "K", "1x1Conv", "params (M)", "paper (ImageNet)"], table))
+
+
+def figure(rows, path, meta):
+    stats = claims.arms(rows, "test_accuracy", ("net", "k"))
+    panels = {}
+    for net in NETS:
+        points = [(int(k), s) for (n, k), s in stats.items() if n == net]
+        if points:
+            panels[f"{TITLE[net]} on {meta['dataset']}"] = {"1x1Conv": points}
+    c.line_figure(path, {}, title="", xlabel="number of modified layers", panels=panels or {"no rows": {}})
+
+
+RECIPE = Recipe(
+    id="imagenet-1x1",
+    title="1x1Conv in the last layers of five ImageNet families",
+    paper="B, Table 4, Figs. 8-9 (§4.3, App. A.5)",
+    claim="The last layers of ResNet-152, ResNet-50, VGG-16, MobileNetV2 and SqueezeNet can become 1×1 "
+          "convolutions with no loss of accuracy, and with fewer parameters.",
+    metric="test_accuracy",
+    scales=SCALES,
+    run_cell=run_cell,
+    figure=figure,
+    check=check,
+    reference=c.PAPER_REFERENCE,
+)

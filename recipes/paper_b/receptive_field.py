@@ -1,0 +1,145 @@
+"""receptive-field: paper B, Fig. 3 right (§4.4). VGG-16 with its 3×3 convs turned 1×1
+from the last layer backwards (1x1Conv, K = 0..13), at several image sizes (CIFAR-100
+upsampled to 32, 64, 96), plotted as the accuracy difference to the baseline against the
+receptive field of the last layer (recipes.core.receptive_field.vgg16_last_layer_rf: 212,
+164, 132, 100, 76, 60, 44, 32, 24, 16, 10 for K = 0..10). Paper: accuracy saturates once the
+receptive field exceeds the image size by a margin (≈50 for 32×32, ≈120 for 64×64).
+
+Grid: `image_size` × `k`. The images are upsampled bilinearly inside the model (a
+`Resizing` layer in front of the zoo's VGG-16 built for that size), as the paper upsampled
+CIFAR-100; the data set itself is unchanged.
+
+How the cpu scale was chosen (before any run, not changed after): image sizes {32, 64},
+K ∈ {0, 2, 5, 8} (receptive fields 212, 132, 60, 24: one below 32, one between 32 and 64,
+one above 1.5 × 64), 2 seeds: 16 trainings; model, data and budget as every paper B cpu
+recipe (_common.py).
+
+Check (fixed before any run), per image size s:
+- saturation: every K > 0 whose receptive field is ≥ 1.5·s is within TOL (2 points) of the
+  baseline (a larger drop beyond the seed spread: does not hold);
+- a knee: the smallest receptive field of the grid, if it is < s, is more than TOL below the
+  baseline beyond the spread (else the accuracy does not depend on the receptive field:
+  does not hold).
+
+Runbook:
+    spatialmix run receptive-field                   # cpu scale
+    spatialmix run receptive-field --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-100
+    measured: see README.md "Paper B at cpu scale".
+"""
+
+from recipes.core import claims
+from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.receptive_field import vgg16_last_layer_rf
+from recipes.paper_b import _common as c
+
+SATURATED = 1.5
+
+SCALES = {
+    "smoke": Scale(dataset="textures", grid={"image_size": [32, 64], "k": [0, 8]}, seeds=(0,),
+                   model={"vgg16": c.VGG["smoke"]}, budget=c.SMOKE_BUDGET),
+    "cpu": Scale(dataset="textures", grid={"image_size": [32, 64], "k": [0, 2, 5, 8]}, seeds=(0, 1),
+                 model={"vgg16": c.VGG["cpu"]}, budget=c.CPU_BUDGET,
+                 note="cpu scale: textures 32×32 upsampled to 32 or 64 inside the model, VGG-16 at 1/16 width, "
+                      "K ∈ {0, 2, 5, 8} (receptive fields 212, 132, 60, 24)."),
+    "paper": Scale(dataset="cifar100", grid={"image_size": [32, 64, 96], "k": list(range(0, 11))}, seeds=(0,),
+                   model={"vgg16": c.VGG["paper"]}, budget=c.PAPER_BUDGET,
+                   note="paper scale: CIFAR-100 upsampled to 32, 64, 96; K = 0..10 (the paper's ticks)."),
+}
+
+
+def resized_vgg16(size, config):
+    """VGG-16 (zoo) built for size×size, behind a bilinear Resizing of the data set's images."""
+    import keras
+
+    import zoo
+
+    height, width, channels = config["input_shape"]
+    if (height, width) == (size, size):
+        return zoo.create_model("vgg16", **config)
+    inner = zoo.create_model("vgg16", **{**config, "input_shape": (size, size, channels)})
+    inputs = keras.Input(config["input_shape"], name="images")
+    x = keras.layers.Resizing(size, size, interpolation="bilinear", name=f"upsample_{size}")(inputs)
+    return keras.Model(inputs, inner(x), name=f"vgg16_at_{size}")
+
+
+def run_cell(cell):
+    size, k = int(cell.config["image_size"]), int(cell.config["k"])
+    config = {**c.model_config(cell, "vgg16"), "spatial_method": "conv1x1" if k else "none", "k": k}
+    metrics = c.train(cell, "vgg16", config, build_model=lambda name, full: resized_vgg16(size, full))
+    return {"receptive_field": vgg16_last_layer_rf(k), **metrics}
+
+
+def differences(rows):
+    """{size: [(k, rf, baseline − arm as (mean, spread, n))]} for the K > 0 arms."""
+    import math
+
+    stats = claims.arms(rows, "test_accuracy", ("image_size", "k"))
+    out = {}
+    for (size, k), arm in stats.items():
+        base = stats.get((size, "0"))
+        if base and k != "0":
+            out.setdefault(int(size), []).append(
+                (int(k), vgg16_last_layer_rf(int(k)), arm, base,
+                 (base[0] - arm[0], math.hypot(base[1], arm[1]), arm[2])))
+    return {s: sorted(v) for s, v in out.items()}
+
+
+def check(rows):
+    diffs = differences(rows)
+    verdicts, notes, table = [], [], []
+    for size, arms in sorted(diffs.items()):
+        for k, rf, arm, base, d in arms:
+            table.append([size, k, rf, c.fmt(arm), c.fmt(base), f"{100 * d[0]:+.1f}"])
+        saturated = [c.drop_verdict(base, arm) for k, rf, arm, base, _ in arms if rf >= SATURATED * size]
+        small = min(arms, key=lambda a: a[1])
+        knee = c.above_verdict(small[3], small[2], margin=c.TOL) if small[1] < size else "inconclusive"
+        v = c.combine(saturated + [knee]) if saturated else "inconclusive"
+        verdicts.append(v)
+        notes.append(f"{size}×{size}: saturation above RF {SATURATED * size:.0f} {c.combine(saturated)}, "
+                     f"drop at RF {small[1]} {100 * small[4][0]:+.1f} pts ({knee}) → {v}")
+    if not verdicts:
+        return Verdict("inconclusive", "no image size has its baseline and a modified arm finished yet.")
+    summary = ("Test accuracy, mean ± spread over seeds; difference = baseline − modified. " + "; ".join(notes)
+               + ". Paper (CIFAR-100): saturation near RF 50 at 32×32 and 120 at 64×64.")
+    return Verdict(c.combine(verdicts), summary, claims.markdown_table(
+        ["image size", "K", "receptive field", "top-1", "baseline", "difference (pts)"], table))
+
+
+def figure(rows, path, meta):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    for size, arms in sorted(differences(rows).items()):
+        ax.errorbar([a[1] for a in arms], [100 * a[4][0] for a in arms], yerr=[100 * a[4][1] for a in arms],
+                    marker="o", capsize=3, label=f"imgsize {size}")
+    ax.set_xscale("log")
+    ticks = [10, 16, 24, 32, 44, 60, 76, 100, 132, 164, 212]
+    ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
+    ax.minorticks_off()
+    ax.set_xlabel("receptive field size of the last layer")
+    ax.set_ylabel("accuracy difference to baseline (pts)")
+    ax.set_title(f"VGG16 on {meta['dataset']} (Fig. 3 right)")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+RECIPE = Recipe(
+    id="receptive-field",
+    title="VGG-16: 3×3 → 1×1 from the last layer down, accuracy against the receptive field",
+    paper="B, Fig. 3 right (§4.4)",
+    claim="For a given image size, accuracy saturates (reaches the baseline) once the last layer's receptive field "
+          "exceeds the image size by a margin; smaller receptive fields cost accuracy.",
+    metric="test_accuracy",
+    scales=SCALES,
+    run_cell=run_cell,
+    figure=figure,
+    check=check,
+    reference=c.PAPER_REFERENCE,
+)
