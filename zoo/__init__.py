@@ -26,6 +26,7 @@ _EXPORTS = {
     "tiny_config": "zoo.registry",
     "SpatialShuffle": "zoo.spatial_info", "ChannelShuffle": "zoo.spatial_info", "load_model": "zoo.spatial_info",
     "reseed_shuffles": "zoo.spatial_info",
+    "list_pretrained": "zoo.presets", "pretrained": "zoo.presets",
 }
 
 __all__ = sorted(_EXPORTS)
