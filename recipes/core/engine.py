@@ -204,8 +204,11 @@ def git_commit():
 
 
 def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, data_dir=None,
-               argv=None, progress=None):
+               argv=None, progress=None, distribute=False):
     """Run (or resume) every cell of `recipe` at `scale_name`; write figure and report.
+
+    `distribute=True` trains each cell data-parallel over every local device
+    (recipes.core.distribute: JAX DataParallel, TensorFlow MirroredStrategy).
 
     `progress(event_dict)` is called with every event (the CLI prints them).
     Returns RunResult(run_dir, verdict); the figure and report are written once, here. User errors raise SpatialmixError before anything is written.
@@ -217,6 +220,11 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
     check_writable(runs_dir)
     # threads (TensorFlow's only before its first op) and the backend's fast ops
     runtime = speed.configure_runtime(fast_ops=speed.fast_ops_wanted())
+    if distribute:
+        from recipes.core import distribute as distribute_lib
+
+        distribute_lib.check_backend(keras.backend.backend())
+        runtime = {**(runtime or {}), "distribute": {"devices": [str(d) for d in distribute_lib.devices()]}}
     from recipes.core import data
     data.num_examples(dataset, "test", data_dir=data_dir)  # a missing TFDS set fails here, before any file
     backend = keras.backend.backend()
@@ -256,7 +264,7 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
                 os.makedirs(cell_dir, exist_ok=True)
                 current = Cell(cid, config, cell_seed, index, len(grid), recipe, scale_name, scale, dataset,
                                data_dir, cell_dir, emit)
-                metrics = _run_one(current, emit)
+                metrics = _run_one(current, emit, distribute)
                 row = {"cell": cid, **config, "seed": cell_seed, "dataset": dataset, "scale": scale_name,
                        "backend": backend, **metrics}
                 runlog.append_result(results_path, row)
@@ -284,9 +292,10 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
     return RunResult(run_dir, verdict)
 
 
-def _run_one(cell, emit):
+def _run_one(cell, emit, distribute=False):
     import keras
 
+    from recipes.core.distribute import maybe_data_parallel
     from recipes.core.train import last_checkpoint
 
     _, resumed = last_checkpoint(cell.dir)
@@ -294,7 +303,8 @@ def _run_one(cell, emit):
          epochs=cell.budget.get("epochs"), resumed_from_epoch=resumed)
     keras.utils.set_random_seed(cell.seed)
     t0 = time.time()
-    metrics = cell.recipe.run_cell(cell)
+    with maybe_data_parallel(distribute):
+        metrics = cell.recipe.run_cell(cell)
     metrics["wall_s"] = round(time.time() - t0, 2)
     metrics["resumed_from_epoch"] = resumed
     return metrics
