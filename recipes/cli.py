@@ -229,6 +229,7 @@ def cmd_models(args, argv):
         print(f"{name:<22} {MODELS[name].description}")
         defaults = model_defaults(name)
         print("    " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+        print(f"    modes: {' | '.join(MODELS[name].modes)}")
 
 
 def cmd_report(args, argv):
