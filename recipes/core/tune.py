@@ -304,18 +304,19 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
         _write_meta(meta_path, family, mode, scale, dataset, tuner, seed, backend, max_trials, max_params, cap,
                     space, epochs, argv, runtime, git_commit())
         search = Tuner(**common, **extra)
-        if tuner == "hyperband":  # Hyperband counts brackets, not trials: cap it at max_trials
-            search.oracle.max_trials = max_trials
-        draw = search.oracle._random_values
+        if not distributed or is_chief:  # the process that owns the oracle (a worker's is a client)
+            if tuner == "hyperband":  # Hyperband counts brackets, not trials: cap it at max_trials
+                search.oracle.max_trials = max_trials
+            draw = search.oracle._random_values
 
-        def capped_draw():  # re-draw until the config fits the parameter cap
-            for _ in range(200):
-                values = draw()
-                if values is None or fits(values):
-                    return values
-            return None
+            def capped_draw():  # re-draw until the config fits the parameter cap
+                for _ in range(100):
+                    values = draw()
+                    if values is None or fits(values):
+                        return values
+                return None
 
-        search.oracle._random_values = capped_draw
+            search.oracle._random_values = capped_draw
         done = len(runlog.read_results(folder.results))
         folder.emit("run_start", recipe=f"tune-{family}", scale=scale, dataset=dataset, backend=backend, seed=seed,
                     cells_total=max_trials, cells_done=done, run_dir=os.path.abspath(run_dir), argv=argv,
