@@ -126,6 +126,9 @@ def cmd_tune(args, argv):
             raise SpatialmixError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}") from None
         if ints[key] < 1:
             raise SpatialmixError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}")
+    from recipes.cli import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # the zoo's model list imports Keras: keep TF's start-up lines off stderr
     from recipes.core import tune
     from recipes.core.engine import check_writable
 

@@ -4,7 +4,9 @@
   `keras.distribution.list_devices()` reports. Variables are replicated; every batch is
   split along its first axis across the devices, and the step is one jitted program, so
   the gradients (and BatchNorm's batch statistics) are those of the whole batch.
-  Multi-host: call `keras.distribution.initialize()` in every process first (README).
+  Multi-host: set KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES and
+  KERAS_DISTRIBUTION_PROCESS_ID on every host; `devices()` then calls
+  `keras.distribution.initialize()` once, before it lists the devices of all hosts.
 - TensorFlow: `tf.distribute.MirroredStrategy` over the GPUs, or the (logical) CPUs if
   there is no GPU. The model is built, compiled and trained inside `strategy.scope()`;
   `fit` splits each batch between the replicas and all-reduces the gradients. BatchNorm
@@ -16,10 +18,12 @@ by the number of devices.
 """
 
 import contextlib
+import os
 
 from zoo.errors import SpatialmixError
 
 SUPPORTED = ("jax", "tensorflow")
+_INITIALIZED = []
 
 
 def check_backend(backend):
@@ -37,6 +41,9 @@ def devices():
     backend = keras.backend.backend()
     check_backend(backend)
     if backend == "jax":
+        if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES") and not _INITIALIZED:
+            keras.distribution.initialize()  # multi-host: reads the KERAS_DISTRIBUTION_* variables
+            _INITIALIZED.append(True)
         return list(keras.distribution.list_devices())
     import tensorflow as tf
 
