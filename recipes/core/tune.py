@@ -290,13 +290,14 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
 
     objective = kt.Objective("val_accuracy", direction="max")
     common = dict(hypermodel=HyperModel(), objective=objective, directory=run_dir, project_name="keras_tuner",
-                  overwrite=False, seed=seed, max_consecutive_failed_trials=max(3, max_trials))
+                  overwrite=False, seed=seed + 1,  # KerasTuner takes seed 0 as "no seed": random draws
+                  max_consecutive_failed_trials=max(3, max_trials))
     if tuner == "random":
         cls, extra = kt.RandomSearch, {"max_trials": max_trials}
     elif tuner == "bayesian":
         cls, extra = kt.BayesianOptimization, {"max_trials": max_trials}
     else:
-        cls, extra = kt.Hyperband, {"max_epochs": epochs, "factor": 3, "hyperband_iterations": 1}
+        cls, extra = kt.Hyperband, {"max_epochs": max(2, epochs), "factor": 3, "hyperband_iterations": 1}
     Tuner = type(f"RunFolder{cls.__name__}", (RunFolderMixin, cls), {})
 
     lock = contextlib.nullcontext() if distributed else RunLock(run_dir)
