@@ -37,7 +37,8 @@ def test_smoke_run(rid, tmp_path):
     if rid == "compute-cost":
         for row in rows:
             assert float(row["train_s_per_epoch"]) > 0
-            assert float(row["s_per_param"]) == pytest.approx(float(row["train_s_per_epoch"]) / int(row["params_trainable"]))
+            assert float(row["us_per_param"]) == pytest.approx(
+                1e6 * float(row["train_s_per_epoch"]) / int(row["params_trainable"]), rel=1e-4)
     else:
         frozen = {r.get("mode") or r.get("filters"): int(r["params_spatial_frozen"]) for r in rows}
         assert frozen.get("full", 0) == 0 and all(v > 0 for k, v in frozen.items() if k not in ("full", "space"))
@@ -274,7 +275,7 @@ def cost_rows(times, params, spread=0.01):
             sec = t + sign * spread
             p = params[(model, mode)]
             out.append({"model": model, "depth": str(depth), "mode": mode, "seed": str(s), "backend": "torch",
-                        "train_s_per_epoch": str(sec), "s_per_param": str(sec / p), "params_trainable": str(p)})
+                        "train_s_per_epoch": str(sec), "us_per_param": str(1e6 * sec / p), "params_trainable": str(p)})
     return out
 
 

@@ -17,7 +17,7 @@ How the cpu scale was chosen (written before its first run, not changed after):
 - Budget: 3 epochs over `textures` (4200 images, batch 128, each model's own schedule);
   `train_s_per_epoch` is the median of epochs 2-3 (epoch 1 carries the warm-up), measured
   without the per-epoch test pass (tasks.train_classifier(validate=False)).
-  `s_per_param` = train_s_per_epoch / trainable parameters. About 5 minutes idle.
+  `us_per_param` = train_s_per_epoch / trainable parameters, in µs. About 5 minutes idle.
 - Thresholds: (a) holds when full − frozen exceeds the two arms' combined seed spread and
   is at least MIN_SAVING = 5 % of full's time ("significantly longer"); it does not hold when
   separated but smaller (or negative). (b) and (c) hold when the ordering is beyond the
@@ -90,7 +90,8 @@ def run_cell(cell):
     metrics = train_classifier(_for_model(cell, name), arch,
                                {**config, "depth": int(cell.config["depth"]), "mode": cell.config["mode"]},
                                family=family, validate=False)
-    metrics["s_per_param"] = metrics["train_s_per_epoch"] / max(metrics["params_trainable"], 1)
+    # in microseconds: results.csv keeps 6 decimals, which would leave seconds per parameter 2 digits
+    metrics["us_per_param"] = 1e6 * metrics["train_s_per_epoch"] / max(metrics["params_trainable"], 1)
     return metrics
 
 
@@ -128,7 +129,7 @@ def _order_verdict(lower, higher):
 
 def check(rows):
     t = claims.arms(rows, "train_s_per_epoch", ("model", "depth", "mode"))
-    r = claims.arms(rows, "s_per_param", ("model", "depth", "mode"))
+    r = claims.arms(rows, "us_per_param", ("model", "depth", "mode"))
     table, notes, verdicts = [], [], []
     for model in MODELS:
         for depth in sorted({int(d) for m, d, _ in t if m == model}):
@@ -150,7 +151,7 @@ def check(rows):
             verdicts += found
             notes.append(line)
             table.append([LABELS[model], depth, *(f"{arm[m][0]:.2f} ± {arm[m][1]:.2f}" for m in MODES),
-                          *(f"{1e6 * per[m][0]:.2f}" for m in MODES), arm["full"][2]])
+                          *(f"{per[m][0]:.2f}" for m in MODES), arm["full"][2]])
     if not verdicts:
         return Verdict("inconclusive", "no (model, depth) has all three modes finished yet.")
     overall = ("does not hold" if "does not hold" in verdicts
@@ -171,14 +172,14 @@ def figure(rows, path, meta):
     import matplotlib.pyplot as plt
 
     t = claims.arms(rows, "train_s_per_epoch", ("model", "depth", "mode"))
-    r = claims.arms(rows, "s_per_param", ("model", "depth", "mode"))
+    r = claims.arms(rows, "us_per_param", ("model", "depth", "mode"))
     backend = meta.get("backend", "?")
     fig, axes = plt.subplots(2, 2, figsize=(8, 6), dpi=120)
     width = 0.27
     for row, model in enumerate(MODELS):
         depths = sorted({int(d) for m, d, _ in t if m == model})
         for col, (stats, scale, ylabel) in enumerate(((t, 1.0, "train time per epoch (s)"),
-                                                      (r, 1e6, "train time per trainable param (µs)"))):
+                                                      (r, 1.0, "train time per trainable param (µs)"))):
             ax = axes[row][col]
             for i, mode in enumerate(MODES):
                 points = [(j, stats[(model, str(d), mode)]) for j, d in enumerate(depths) if (model, str(d), mode) in stats]
