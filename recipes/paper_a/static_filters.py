@@ -18,7 +18,10 @@ How the cpu scale was chosen (written before its first run, not changed after):
 
 Runbook:
     spatialmix run static-filters                      # cpu scale, 10 cells, 2 seeds
-    measured: see README.md "static-filters at cpu scale".
+    measured 2026-11-27, torch: does not hold. Full 43.4 ± 1.0, Different 43.5 ± 1.3, Same 45.4 ± 4.5,
+      Box 32.9 ± 1.6, Identity 25.2 ± 0.1 %: Full > Different and Different > Same within the
+      spread, Same > Box holds, Box ≫ Identity misses the 10-point margin (+7.7). Wall 1445 s
+      at load 14-16 on the shared host. See README.md "static-filters at cpu scale".
 """
 
 from recipes.core import claims
