@@ -108,6 +108,18 @@ def test_smoke_run_leaves_every_artefact_and_second_run_does_nothing(tmp_path):
     assert len(cells) == 3
     for cell in cells:
         assert os.listdir(run_dir / "cells" / cell) == ["model.keras"], "epoch checkpoints must be cleaned up"
+    # a cell's checkpoint is plain Keras: no compile config naming this project's schedule,
+    # and it loads in a fresh interpreter outside the repo with nothing of spatialmix imported
+    import zipfile
+    checkpoint = run_dir / "cells" / cells[0] / "model.keras"
+    with zipfile.ZipFile(checkpoint) as z:
+        assert not json.loads(z.read("config.json")).get("compile_config")
+    load = ("import sys, keras; m = keras.models.load_model(sys.argv[1], safe_mode=True); "
+            "print(m.count_params(), any(k.split('.')[0] in ('zoo', 'recipes') for k in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", load, str(checkpoint)], capture_output=True, text=True,
+                          timeout=300, cwd="/", env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[1] == "False"
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["backend"] and meta["invocations"][0]["versions"]["keras"] and "git_commit" in meta["invocations"][0]
     # the engine trains on the measured-fastest CPU backend unless told otherwise, with its fast ops

@@ -100,8 +100,12 @@ def last_checkpoint(cell_dir):
 
 def export_plain(model, path):
     """Save the trained model without optimizer or compile state: a plain Keras
-    checkpoint that `keras.models.load_model` opens with no import of this project."""
-    clean = keras.models.clone_model(model)
+    checkpoint that `keras.models.load_model` opens with no import of this project.
+
+    Rebuilt from the config, not cloned: a clone of a compiled model keeps its compile
+    config, which names this project's learning-rate schedule (OneCycleLinear), and a plain
+    `load_model` then fails with "Could not locate class 'OneCycleLinear'"."""
+    clean = keras.Model.from_config(model.get_config())
     clean.set_weights(model.get_weights())
     for src, dst in zip(model.layers, clean.layers):
         dst.trainable = src.trainable

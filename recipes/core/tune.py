@@ -158,7 +158,7 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
     import zoo
     from recipes.core import data
     from recipes.core.engine import RunLock, check_writable, git_commit
-    from recipes.core.train import make_optimizer
+    from recipes.core.train import export_plain, make_optimizer
     from recipes.perf import speed
 
     dataset = validate(family, mode, dataset, tuner, scale, max_trials, max_params, cap)
@@ -259,7 +259,7 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
             test = model.evaluate(test_ds, verbose=0, return_dict=True)
             cell_dir = os.path.join(run_dir, "cells", _cell(trial))
             os.makedirs(cell_dir, exist_ok=True)
-            save_plain(model, os.path.join(cell_dir, "model.keras"))
+            export_plain(model, os.path.join(cell_dir, "model.keras"))
             counts = zoo.count_params(model)
             trial_metrics = {"val_accuracy": float(val["accuracy"]), "val_loss": float(val["loss"])}
             self._row = {
@@ -339,21 +339,6 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
         if distributed and not is_chief:
             return run_dir, None
         return run_dir, _save_best(search, run_dir, space)
-
-
-def save_plain(model, path):
-    """The trained model as a plain Keras file: graph, weights and trainable flags only, no
-    compile config (it would name this project's learning-rate schedule, which a plain
-    `keras.models.load_model(path)` cannot rebuild)."""
-    import keras
-
-    clean = keras.Model.from_config(model.get_config())
-    clean.set_weights(model.get_weights())
-    for src, dst in zip(model.layers, clean.layers):
-        dst.trainable = src.trainable
-    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
-    clean.save(tmp)
-    os.replace(tmp, path)
 
 
 def _save_best(search, run_dir, space):
