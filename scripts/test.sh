@@ -2,16 +2,16 @@
 # The whole test suite, on all three Keras backends. Sets up its own environment first.
 #   zoo, serialization and attack tests (marker `backends`): once per backend
 #   engine, recipe and front-end tests: once, on the default backend
-# Tiers: by default every test runs (what CI runs). `--quick` as the first argument skips the
-# `slow` tier (kill -9 resume, paper-size builds, real smoke runs of every recipe).
-# Other arguments go to every pytest call (e.g. -x, -k name).
+# Tiers: by default the `slow` tier is skipped (this is what CI runs); `--all` as the first
+# argument runs it too (kill -9 resume, paper-size builds and steps, the bench end to end,
+# full cross-backend matrices). Other arguments go to every pytest call (e.g. -x, -k name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 py=.venv/bin/python
-tier=""
-if [ "${1:-}" = "--quick" ]; then
-  tier=" and not slow"
+tier=" and not slow"
+if [ "${1:-}" = "--all" ]; then
+  tier=""
   shift
 fi
 out=.test-results
