@@ -69,10 +69,8 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = backend
     elif args.command == "run":
         os.environ["KERAS_BACKEND"] = default_backend()  # $KERAS_BACKEND, else the fastest on CPU
-    elif args.command == "tune":  # $KERAS_BACKEND, else TensorFlow (small models: the fastest here)
-        from recipes.core.tune import DEFAULT_BACKEND as TUNE_BACKEND
-
-        os.environ["KERAS_BACKEND"] = os.environ.get("KERAS_BACKEND") or TUNE_BACKEND
+    elif args.command == "tune":  # many small models: recipes.core.choices.SMALL_MODEL_BACKEND
+        os.environ["KERAS_BACKEND"] = default_backend(small_models=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from zoo.errors import SpatialmixError  # light: no Keras yet
 

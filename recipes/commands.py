@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from recipes.core.choices import BACKENDS
+from recipes.core.choices import BACKENDS, SMALL_MODEL_BACKEND, default_backend
 
 
 def add_parsers(sub):
@@ -17,7 +17,7 @@ def add_parsers(sub):
     build = zsub.add_parser("build", help="remake the shipped presets from scratch and update the registry")
     build.add_argument("--runs-dir", default="runs", help="where the build's run folder goes (default: ./runs)")
     build.add_argument("--only", nargs="+", metavar="NAME", help="remake only these presets")
-    build.add_argument("--backend", help=f"{' | '.join(BACKENDS)} (default: tensorflow, the one the shipped "
+    build.add_argument("--backend", help=f"{' | '.join(BACKENDS)} (default: {SMALL_MODEL_BACKEND}, the one the shipped "
                        "presets were made with)")
     build.add_argument("--quiet", action="store_true")
     export = zsub.add_parser("export", help="copy a trained cell's model.keras and print its preset record")
@@ -37,7 +37,7 @@ def add_parsers(sub):
     tune.add_argument("--cap", default="total", help="what --max-params counts: total | trainable (default: total)")
     tune.add_argument("--epochs", help="epochs per trial (default: the scale's)")
     tune.add_argument("--runs-dir", default="runs", help="where run folders go (default: ./runs)")
-    tune.add_argument("--backend", help=f"{' | '.join(BACKENDS)} (default: $KERAS_BACKEND, else tensorflow)")
+    tune.add_argument("--backend", help=f"{' | '.join(BACKENDS)} (default: $KERAS_BACKEND, else {SMALL_MODEL_BACKEND})")
     tune.add_argument("--quiet", action="store_true")
 
 
@@ -71,7 +71,7 @@ def cmd_zoo(args, argv):
     if action == "export":
         from recipes.cli import import_tensorflow_quietly
 
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ["KERAS_BACKEND"] = default_backend(small_models=True)
         import_tensorflow_quietly()
         from recipes.core.presets_build import export_cell
 
@@ -93,7 +93,7 @@ def cmd_zoo(args, argv):
     # build
     from recipes.cli import ProgressPrinter, import_tensorflow_quietly
 
-    os.environ["KERAS_BACKEND"] = args.backend or "tensorflow"
+    os.environ["KERAS_BACKEND"] = args.backend or SMALL_MODEL_BACKEND
     import_tensorflow_quietly()
     from recipes.core import presets_build
 

@@ -43,9 +43,6 @@ from zoo.errors import SpatialmixError, check, check_choice
 
 TUNERS = ("random", "hyperband", "bayesian")
 CAPS = ("total", "trainable")
-# Searching small models on a 2-core CPU: TensorFlow ran ConvMixer-16/2 on textures at
-# 1.3 s/epoch against 12 s (JAX) and 41 s (PyTorch) on the same busy host.
-DEFAULT_BACKEND = "tensorflow"
 
 SCALES = {
     "smoke": {"dataset": "digits", "epochs": 2, "batch_size": 64,
