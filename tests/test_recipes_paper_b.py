@@ -391,8 +391,11 @@ def test_paper_scale_imagenet_families_match_table_4():
 
     models = SCALES["paper"].model
     # Table 4 (ImageNet): baseline → 1x1Conv at the best K, in millions
+    # SqueezeNet: Table 4 says 1.23 M at K=2, but its text (§4.3: every 3×3 expand conv of the
+    # modified fires becomes 1×1) gives 1.25 − 2 · 64·256·(9 − 1) / 1e6 = 0.99 M for fire8 and fire9;
+    # the zoo follows the text, and this test checks the text's count.
     expected = {"resnet50": (25.55, 5, 18.22), "vgg16": (37.70, 1, 35.60), "mobilenet_v2": (3.50, 2, 3.48),
-                "squeezenet": (1.25, 2, 1.23)}
+                "squeezenet": (1.25, 2, 0.99)}
     for net, (base, k, modified) in expected.items():
         assert _millions(_paper_model(net, "imagenet2012", **models[net])) == pytest.approx(base, abs=0.011), net
         assert _millions(_paper_model(net, "imagenet2012", **models[net], spatial_method="conv1x1", k=k)) \
