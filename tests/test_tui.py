@@ -401,7 +401,7 @@ def test_truncated_event_log_and_empty_folder_do_not_crash(tmp_path):
         app = make_app(runs_dir, tmp_path)
         async with app.run_test(size=SMALL) as pilot:
             await pilot.press("2")
-            await wait_for(pilot, lambda: view_of(app, full) and view_of(app, empty), 20, "both folders")
+            await wait_for(pilot, lambda: view_of(app, full) and view_of(app, empty), 60, "both folders")
             assert view_of(app, empty).state == "no events"
             v = view_of(app, full)
             assert v.state == "interrupted" and v.cells_text == "3/3" and v.bad_lines == 1
@@ -414,7 +414,7 @@ def test_truncated_event_log_and_empty_folder_do_not_crash(tmp_path):
             with open(events_path, "a") as f:                    # the writer finishes its line
                 f.write(whole[cut:])
             await pilot.press("2")
-            await wait_for(pilot, lambda: view_of(app, full).state == "finished", 20, "the completed line")
+            await wait_for(pilot, lambda: view_of(app, full).state == "finished", 60, "the completed line")
 
     run(body())
 
