@@ -33,6 +33,16 @@ def at_ceiling(*arms_):
     return all(a[0] >= CEILING for a in arms_)
 
 
+def combine(verdicts):
+    """Several sub-claims into one verdict: any 'does not hold' wins, then any 'inconclusive';
+    no sub-claim at all is inconclusive."""
+    if not verdicts:
+        return "inconclusive"
+    if "does not hold" in verdicts:
+        return "does not hold"
+    return "holds" if all(v == "holds" for v in verdicts) else "inconclusive"
+
+
 def pct(arm):
     mean, spread, n = arm
     return f"{100 * mean:.1f} ± {100 * spread:.1f} %"

@@ -107,14 +107,6 @@ def mixing_verdict(stats, close, far):
     return v, f"full−chans {100 * gap:+.1f} pts (≈: {near}), chans−space {100 * margin:+.1f} pts (≫: {apart})"
 
 
-def combine(verdicts):
-    if not verdicts:
-        return "inconclusive"
-    if "does not hold" in verdicts:
-        return "does not hold"
-    return "holds" if all(v == "holds" for v in verdicts) else "inconclusive"
-
-
 def check(rows):
     stats = claims.arms(rows, "test_accuracy", ("depth", "mode"))
     verdicts, table, notes = [], [], []
@@ -133,7 +125,7 @@ def check(rows):
     summary = (f"Test accuracy, mean ± spread over seeds. ≈ means full−chans ≤ {100 * CLOSE:.0f} pts; "
                f"≫ means chans−space ≥ {100 * FAR:.0f} pts and beyond the seed spread. " + "; ".join(notes) + ".")
     header = ["depth n", "full", "chans", "space", "trainable params (full / chans / space)", "seeds"]
-    return Verdict(combine(verdicts), summary, claims.markdown_table(header, table))
+    return Verdict(claims.combine(verdicts), summary, claims.markdown_table(header, table))
 
 
 def _param(rows, depth, mode, key="params_trainable"):

@@ -66,6 +66,20 @@ def _numpy_roof(n, repeats=3):
 class _Worker:
     cases: dict
 
+    def _register(self, case, fn, kind, start, flops, params, trainable_params, warmup):
+        """Time `fn`'s first call (tracing/compilation), warm it up, keep it for op_time and
+        return the case's info (`start`: perf_counter before the model was built)."""
+        built = time.perf_counter()
+        fn()
+        first = time.perf_counter()
+        for _ in range(warmup):
+            fn()
+        self.cases[case["id"]] = fn
+        forward, train = flops
+        return {"build_s": built - start, "first_call_s": first - built,
+                "flops": train if kind == "train" else forward, "forward_flops": forward,
+                "params": params, "trainable_params": trainable_params}
+
     def op_time(self, case, steps):
         fn = self.cases[case]
         times = []
@@ -116,20 +130,10 @@ class KerasWorker(_Worker):
                 fn = (lambda m, a, b: lambda: m.train_on_batch(a, b))(model, x, y)
             else:
                 fn = (lambda m, a: lambda: m.predict_on_batch(a))(model, x)
-            built = time.perf_counter()
-            fn()
-            first = time.perf_counter()
-            for _ in range(size["warmup"]):
-                fn()
-            self.cases[case["id"]] = fn
-            forward, train = train_flops(keras_layer_flops(model, batch))
             counts = zoo.count_params(model)
-            info[case["id"]] = {
-                "build_s": built - start, "first_call_s": first - built,
-                "flops": train if kind == "train" else forward, "forward_flops": forward,
-                "params": sum(counts.values()),
-                "trainable_params": sum(v for k, v in counts.items() if k.endswith("_trainable")),
-            }
+            info[case["id"]] = self._register(
+                case, fn, kind, start, train_flops(keras_layer_flops(model, batch)), sum(counts.values()),
+                sum(v for k, v in counts.items() if k.endswith("_trainable")), size["warmup"])
         return {"cases": info, "versions": self._versions(), "settings": jsonable(self.settings),
                 "compile_kwargs": jsonable(self.compile_kwargs)}
 
@@ -201,19 +205,9 @@ class PeerWorker(_Worker):
                 def fn(net=net, xt=xt):
                     with torch.no_grad():
                         return net(xt)
-            built = time.perf_counter()
-            fn()
-            first = time.perf_counter()
-            for _ in range(size["warmup"]):
-                fn()
-            self.cases[case["id"]] = fn
-            forward, train = train_flops(torch_layer_flops(net, xt))
-            info[case["id"]] = {
-                "build_s": built - start, "first_call_s": first - built,
-                "flops": train if kind == "train" else forward, "forward_flops": forward,
-                "params": torch_peer.count_params(net),
-                "trainable_params": torch_peer.count_params(net, trainable_only=True),
-            }
+            info[case["id"]] = self._register(
+                case, fn, kind, start, train_flops(torch_layer_flops(net, xt)), torch_peer.count_params(net),
+                torch_peer.count_params(net, trainable_only=True), size["warmup"])
         return {"cases": info, "versions": versions(),
                 "settings": {"torch_threads": torch.get_num_threads(), "channels_last": self.channels_last},
                 "compile_kwargs": {}}
