@@ -6,7 +6,8 @@ shuffling as K grows. Claim: channel order matters far more than spatial order.
 
 Grid: `arm` = 'vgg16:method:k' with method shuffle | channel_shuffle (the baseline once).
 
-How the cpu scale was chosen (before any run, not changed after): K ∈ {1, 3}, both methods,
+How the cpu scale was chosen (the grid before any run, not changed after; the
+epochs re-chosen once, see CPU_BUDGET below): K ∈ {1, 3}, both methods,
 2 seeds: 5 arms, 10 trainings; model, data and budget as every paper B cpu recipe (_common.py).
 
 Check (fixed before any run): at every K of the grid with both methods, spatial-shuffle
@@ -26,22 +27,24 @@ from recipes.paper_b import _common as c
 METHODS = ("shuffle", "channel_shuffle")
 LABEL = {"shuffle": "spatial shuffle", "channel_shuffle": "channel shuffle"}
 
+
+# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
+# 10 VGG-16 trainings: 8 epochs (the cap).
+CPU_BUDGET = c.cpu_budget({"vgg16": 10})
+
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"arm": ["vgg16:none:0", "vgg16:channel_shuffle:1"]}, seeds=(0,),
                    model={"vgg16": c.VGG["smoke"]}, budget=c.SMOKE_BUDGET),
     "cpu": Scale(dataset="textures", grid={"arm": c.k_arms("vgg16", METHODS, (1, 3))}, seeds=(0, 1),
-                 model={"vgg16": c.VGG["cpu"]}, budget=c.CPU_BUDGET,
-                 note="cpu scale: textures 32×32, VGG-16 at 1/16 width, K ∈ {1, 3} (a subset of the paper's 0..13)."),
+                 model={"vgg16": c.VGG["cpu"]}, budget=CPU_BUDGET,
+                 note="cpu scale: textures 32×32, VGG-16 at 1/8 width, K ∈ {1, 3} (a subset of the paper's 0..13)."),
     "paper": Scale(dataset="cifar100", grid={"arm": c.k_arms("vgg16", METHODS, range(1, 14))}, seeds=(0,),
                    model={"vgg16": c.VGG["paper"]}, budget=c.PAPER_BUDGET, datasets=("imagenet_resized/32x32",),
                    note="paper scale: VGG-16-BN on CIFAR-100, K = 0..13 for both shuffles."),
 }
 
 
-def run_cell(cell):
-    a = c.parse_arm(cell.config["arm"])
-    config = {**c.model_config(cell, "vgg16"), "spatial_method": a["method"], "k": a["k"]}
-    return {"net": a["net"], "method": a["method"], "k": a["k"], **c.train(cell, "vgg16", config)}
+run_cell = c.run_arm
 
 
 def check(rows):
@@ -66,11 +69,7 @@ def check(rows):
 
 
 def figure(rows, path, meta):
-    stats = claims.arms(rows, "test_accuracy", ("method", "k"))
-    base = stats.get(("none", "0"))
-    series = {LABEL[m]: [(int(k), s) for (x, k), s in stats.items() if x == m] + ([(0, base)] if base else [])
-              for m in METHODS}
-    c.line_figure(path, series, title=f"VGG16 on {meta['dataset']} (Fig. 10)", xlabel="K")
+    c.k_figure(rows, path, column="method", labels=LABEL, title=f"VGG16 on {meta['dataset']} (Fig. 10)")
 
 
 RECIPE = Recipe(

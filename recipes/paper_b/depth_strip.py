@@ -9,7 +9,8 @@ Grid: `strip` = how many of the 6 modified bottlenecks are removed (0..6); the m
 after its (16 − strip)-th bottleneck, then global average pooling and a new classifier
 (`stripped_resnet50`); the last stage disappears entirely at strip ≥ 3.
 
-How the cpu scale was chosen (before any run, not changed after): strip ∈ {0, 3, 6}, 2 seeds
+How the cpu scale was chosen (the grid before any run, not changed after; the
+epochs re-chosen once, see CPU_BUDGET below): strip ∈ {0, 3, 6}, 2 seeds
 (6 trainings); model, data and budget as every paper B cpu recipe (_common.py).
 
 Check (fixed before any run): accuracy with all 6 bottlenecks minus accuracy with none > 0
@@ -29,11 +30,16 @@ MODIFIED = 6
 N_BOTTLENECKS = 16
 STAGES = (3, 4, 6, 3)
 
+
+# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
+# 6 ResNet-50 trainings (stripping makes them cheaper; counted as full): 6 epochs.
+CPU_BUDGET = c.cpu_budget({"resnet50": 6})
+
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"strip": [0, 6]}, seeds=(0,), model={"resnet50": c.RESNET["smoke"]},
                    budget=c.SMOKE_BUDGET),
     "cpu": Scale(dataset="textures", grid={"strip": [0, 3, 6]}, seeds=(0, 1), model={"resnet50": c.RESNET["cpu"]},
-                 budget=c.CPU_BUDGET,
+                 budget=CPU_BUDGET,
                  note="cpu scale: textures 32×32, ResNet-50 (CIFAR variant) at 1/16 width with its last 6 "
                       "bottlenecks 1x1Conv, 0, 3 or 6 of them stripped (a subset of the paper's 0..6)."),
     "paper": Scale(dataset="imagenet_resized/32x32", grid={"strip": list(range(0, MODIFIED + 1))}, seeds=(0,),

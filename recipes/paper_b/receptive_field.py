@@ -9,7 +9,8 @@ Grid: `image_size` × `k`. The images are upsampled bilinearly inside the model 
 `Resizing` layer in front of the zoo's VGG-16 built for that size), as the paper upsampled
 CIFAR-100; the data set itself is unchanged.
 
-How the cpu scale was chosen (before any run, not changed after): image sizes {32, 64},
+How the cpu scale was chosen (the grid before any run, not changed after; the
+epochs re-chosen once, see CPU_BUDGET below): image sizes {32, 64},
 K ∈ {0, 2, 5, 8} (receptive fields 212, 132, 60, 24: one below 32, one between 32 and 64,
 one above 1.5 × 64), 2 seeds: 16 trainings; model, data and budget as every paper B cpu
 recipe (_common.py).
@@ -34,12 +35,17 @@ from recipes.paper_b import _common as c
 
 SATURATED = 1.5
 
+
+# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
+# 8 VGG-16 trainings at 32 px and 8 at 64 px: 5 epochs.
+CPU_BUDGET = c.cpu_budget({"vgg16": 8, "vgg16@64px": 8})
+
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"image_size": [32, 64], "k": [0, 8]}, seeds=(0,),
                    model={"vgg16": c.VGG["smoke"]}, budget=c.SMOKE_BUDGET),
     "cpu": Scale(dataset="textures", grid={"image_size": [32, 64], "k": [0, 2, 5, 8]}, seeds=(0, 1),
-                 model={"vgg16": c.VGG["cpu"]}, budget=c.CPU_BUDGET,
-                 note="cpu scale: textures 32×32 upsampled to 32 or 64 inside the model, VGG-16 at 1/16 width, "
+                 model={"vgg16": c.VGG["cpu"]}, budget=CPU_BUDGET,
+                 note="cpu scale: textures 32×32 upsampled to 32 or 64 inside the model, VGG-16 at 1/8 width, "
                       "K ∈ {0, 2, 5, 8} (receptive fields 212, 132, 60, 24)."),
     "paper": Scale(dataset="cifar100", grid={"image_size": [32, 64, 96], "k": list(range(0, 11))}, seeds=(0,),
                    model={"vgg16": c.VGG["paper"]}, budget=c.PAPER_BUDGET,

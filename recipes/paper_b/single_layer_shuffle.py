@@ -5,7 +5,8 @@ the first layers (≈20 % at layer 1). Claim: late layers tolerate shuffling, ea
 
 Grid: `layer` (0 = the baseline).
 
-How the cpu scale was chosen (before any run, not changed after): layers {1, 4, 7, 10, 13}
+How the cpu scale was chosen (the grid before any run, not changed after; the
+epochs re-chosen once, see CPU_BUDGET below): layers {1, 4, 7, 10, 13}
 and the baseline, 2 seeds: 12 trainings; one shuffled evaluation of the test split per model
 (the shuffle is drawn afresh per batch); model, data and budget as every paper B cpu recipe
 (_common.py).
@@ -25,12 +26,17 @@ from recipes.core import claims
 from recipes.core.engine import Recipe, Scale, Verdict
 from recipes.paper_b import _common as c
 
+
+# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
+# 12 VGG-16 trainings: 8 epochs (the cap).
+CPU_BUDGET = c.cpu_budget({"vgg16": 12})
+
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"layer": [0, 13]}, seeds=(0,), model={"vgg16": c.VGG["smoke"]},
                    budget=c.SMOKE_BUDGET),
     "cpu": Scale(dataset="textures", grid={"layer": [0, 1, 4, 7, 10, 13]}, seeds=(0, 1),
-                 model={"vgg16": c.VGG["cpu"]}, budget=c.CPU_BUDGET,
-                 note="cpu scale: textures 32×32, VGG-16 at 1/16 width, shuffle at layer 1, 4, 7, 10 or 13 "
+                 model={"vgg16": c.VGG["cpu"]}, budget=CPU_BUDGET,
+                 note="cpu scale: textures 32×32, VGG-16 at 1/8 width, shuffle at layer 1, 4, 7, 10 or 13 "
                       "(a subset of the paper's 1..13)."),
     "paper": Scale(dataset="cifar100", grid={"layer": list(range(0, 14))}, seeds=(0,),
                    model={"vgg16": c.VGG["paper"]}, budget=c.PAPER_BUDGET, datasets=("imagenet_resized/32x32",),
