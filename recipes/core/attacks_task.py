@@ -26,35 +26,16 @@ def eps_column(attack, eps255):
 
 def train_and_attack(cell, model_name, model_config, family, *, eps255, attack_names=("fgsm", "pgd"), nb_iter=2,
                      adversarial_eps255=None, data_options=None):
-    import keras
     import numpy as np
 
     import zoo
-    from recipes.core.train import evaluate, export_plain, fit_resumable, make_optimizer
-    from recipes.perf import speed
+    from recipes.core.tasks import classifier_setup
+    from recipes.core.train import evaluate, export_plain, fit_resumable
 
-    budget = cell.budget
-    opts = dict(data_options or {})
-    spec = data.dataset_spec(cell.dataset, **opts)
-    batch = budget["batch_size"]
     adversarial = adversarial_eps255 is not None
-    train = data.load_dataset(cell.dataset, "train", batch_size=batch, seed=cell.seed,
-                              augment=budget.get("augment", False), data_dir=cell.data_dir,
-                              repeat=adversarial or bool(budget.get("steps_per_epoch")), **opts)
-    test = data.load_dataset(cell.dataset, "test", batch_size=max(batch, 256), data_dir=cell.data_dir, **opts)
-    steps = budget.get("steps_per_epoch") or -(-data.num_examples(cell.dataset, "train", data_dir=cell.data_dir,
-                                                                   **opts) // batch)
-    epochs = budget["epochs"]
-    config = {**model_config, "num_classes": spec.num_classes, "input_shape": spec.image_shape,
-              "mean": list(spec.mean), "std": list(spec.std), "seed": cell.seed}
-
-    def build():
-        return zoo.create_model(model_name, **config)
-
-    def compile_model(model):
-        model.compile(optimizer=make_optimizer(family, steps * epochs, budget["lr"], budget["weight_decay"]),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], **speed.compile_kwargs())
+    run = classifier_setup(cell, model_name, model_config, family, dataset_options=data_options, repeat=adversarial)
+    budget, batch, steps, epochs, train, test = cell.budget, run.batch, run.steps, run.epochs, run.train, run.test
+    build, compile_model, spec, opts = run.build, run.compile_model, run.spec, run.options
 
     rates = []
 
@@ -98,16 +79,9 @@ def train_and_attack(cell, model_name, model_config, family, *, eps255, attack_n
 
 def _fit_fgsm_resumable(build, compile_model, train, epochs, steps, cell_dir, eps, on_epoch, samples_per_epoch):
     """FGSM adversarial training for `epochs` of `steps` batches, a checkpoint after every epoch."""
-    import keras
+    from recipes.core.train import checkpoints, load_or_build
 
-    from recipes.core.train import checkpoints, last_checkpoint
-
-    path, done = last_checkpoint(cell_dir)
-    if path:
-        model = keras.models.load_model(path)
-    else:
-        model = build()
-        compile_model(model)
+    model, done = load_or_build(build, compile_model, cell_dir)
     batches = train.as_numpy_iterator()
     for epoch in range(done, epochs):
         t0 = time.perf_counter()

@@ -1,6 +1,7 @@
 """What a cell does, for the common kinds of experiment: train a zoo classifier and test it."""
 
 import os
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -10,6 +11,42 @@ from recipes.core import data
 from zoo.errors import SpatialmixError
 from recipes.perf import speed
 from recipes.core.train import evaluate, export_plain, fit_resumable, make_optimizer
+
+
+def classifier_setup(cell, model_name, model_config, family, *, build_model=None, dataset_options=None,
+                     augment=None, repeat=False):
+    """What every classifier cell sets up before training: the data (train and test splits,
+    with the budget's `dataset_options` updated by `dataset_options`), the steps per epoch,
+    and `build()` / `compile_model(model)` for the `family` schedule on the cell's budget.
+    `repeat` makes the train split endless (for loops that draw a fixed number of batches)."""
+    budget = cell.budget
+    options = {**budget.get("dataset_options", {}), **(dataset_options or {})}
+    spec = data.dataset_spec(cell.dataset, **options)
+    batch = budget["batch_size"]
+    train = data.load_dataset(cell.dataset, "train", batch_size=batch, seed=cell.seed,
+                              augment=budget.get("augment", False) if augment is None else bool(augment),
+                              data_dir=cell.data_dir,
+                              repeat=repeat or bool(budget.get("steps_per_epoch")), **options)
+    test = data.load_dataset(cell.dataset, "test", batch_size=max(batch, 256), data_dir=cell.data_dir, **options)
+    steps = budget.get("steps_per_epoch") or -(-data.num_examples(cell.dataset, "train", data_dir=cell.data_dir,
+                                                                   **options) // batch)
+    epochs = budget["epochs"]
+    config = {**model_config, "num_classes": spec.num_classes, "input_shape": spec.image_shape,
+              "mean": list(spec.mean), "std": list(spec.std), "seed": cell.seed}
+
+    def build():
+        if build_model is not None:
+            return build_model(model_name, config)
+        return zoo.create_model(model_name, **config)
+
+    def compile_model(model):
+        extra = {"milestones": tuple(budget["milestones"])} if "milestones" in budget else {}
+        model.compile(optimizer=make_optimizer(family, steps * epochs, budget["lr"], budget["weight_decay"], **extra),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"], **speed.compile_kwargs())
+
+    return SimpleNamespace(spec=spec, options=options, batch=batch, train=train, test=test, steps=steps,
+                           epochs=epochs, build=build, compile_model=compile_model)
 
 
 def train_classifier(cell, model_name, model_config, family, validate=True, build_model=None, dataset_options=None,
@@ -30,31 +67,10 @@ def train_classifier(cell, model_name, model_config, family, validate=True, buil
     `zoo.create_model` (e.g. a zoo model cut short or wrapped); it gets the same config.
     `augment` (True/False) overrides the budget's `augment` (a grid axis of its own).
     """
-    budget = cell.budget
-    options = {**budget.get("dataset_options", {}), **(dataset_options or {})}
-    spec = data.dataset_spec(cell.dataset, **options)
-    batch = budget["batch_size"]
-    train = data.load_dataset(cell.dataset, "train", batch_size=batch, seed=cell.seed,
-                              augment=budget.get("augment", False) if augment is None else bool(augment),
-                              data_dir=cell.data_dir,
-                              repeat=bool(budget.get("steps_per_epoch")), **options)
-    test = data.load_dataset(cell.dataset, "test", batch_size=max(batch, 256), data_dir=cell.data_dir, **options)
-    steps = budget.get("steps_per_epoch") or -(-data.num_examples(cell.dataset, "train", data_dir=cell.data_dir,
-                                                                   **options) // batch)
-    epochs = budget["epochs"]
-    config = {**model_config, "num_classes": spec.num_classes, "input_shape": spec.image_shape,
-              "mean": list(spec.mean), "std": list(spec.std), "seed": cell.seed}
-
-    def build():
-        if build_model is not None:
-            return build_model(model_name, config)
-        return zoo.create_model(model_name, **config)
-
-    def compile_model(model):
-        extra = {"milestones": tuple(budget["milestones"])} if "milestones" in budget else {}
-        model.compile(optimizer=make_optimizer(family, steps * epochs, budget["lr"], budget["weight_decay"], **extra),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], **speed.compile_kwargs())
+    run = classifier_setup(cell, model_name, model_config, family, build_model=build_model,
+                           dataset_options=dataset_options, augment=augment)
+    budget, batch, steps, epochs, train, test = cell.budget, run.batch, run.steps, run.epochs, run.train, run.test
+    build, compile_model = run.build, run.compile_model
 
     rates, seconds_per_epoch = [], []
 

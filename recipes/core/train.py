@@ -114,6 +114,17 @@ def export_plain(model, path):
     os.replace(tmp, path)
 
 
+def load_or_build(build, compile_model, cell_dir):
+    """The newest checkpoint in `cell_dir` (with its optimizer state) and the epochs it has
+    done, or a fresh `build()` compiled by `compile_model` and 0."""
+    path, done = last_checkpoint(cell_dir)
+    if path:
+        return keras.models.load_model(path), done
+    model = build()
+    compile_model(model)
+    return model, 0
+
+
 def fit_resumable(build, compile_model, train_ds, val_ds, epochs, steps_per_epoch, cell_dir,
                   on_epoch=None, samples_per_epoch=None):
     """Train for `epochs`, resuming from the newest checkpoint in `cell_dir`.
@@ -121,12 +132,7 @@ def fit_resumable(build, compile_model, train_ds, val_ds, epochs, steps_per_epoc
     `build()` makes a fresh model; `compile_model(model)` compiles it (only for a fresh
     model: a checkpoint carries its optimizer state). Returns (model, resumed_from_epoch).
     """
-    path, done = last_checkpoint(cell_dir)
-    if path:
-        model = keras.models.load_model(path)
-    else:
-        model = build()
-        compile_model(model)
+    model, done = load_or_build(build, compile_model, cell_dir)
     if done < epochs:
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=done,
                   steps_per_epoch=steps_per_epoch, verbose=0, shuffle=False,  # the dataset shuffles
