@@ -121,7 +121,7 @@ def _eval_arrays(tmp_path):
     """The embedded test splits the presets were measured on, saved as .npy for processes
     that import nothing of this project."""
     from recipes.core import data
-    from recipes.core.presets_build import permute_pixels, pixel_permutation
+    from recipes.core.unshuffle import permutation, scramble
 
     x, y = data.load_arrays("textures", "test")
     np.save(tmp_path / "textures_x.npy", x)
@@ -130,7 +130,7 @@ def _eval_arrays(tmp_path):
     d = np.asarray(d)
     np.save(tmp_path / "digits_target.npy", d)
     for seed in {r.get("permutation_seed", 0) for r in SHIPPED.values() if r["task"] == "unshuffle"}:
-        np.save(tmp_path / f"digits_shuffled_{seed}.npy", permute_pixels(d, pixel_permutation(8, 8, seed)))
+        np.save(tmp_path / f"digits_shuffled_{seed}.npy", scramble(d, permutation(8, 8, seed)))
 
 
 LOAD_AND_SCORE = textwrap.dedent("""

@@ -23,7 +23,6 @@ to put the pixels back (MSE), and the record's metric is the test PSNR in dB,
 import dataclasses
 import json
 import os
-import shutil
 import time
 import zipfile
 
@@ -212,109 +211,27 @@ def _weights(path):
 # --------------------------------------------------------------------------- the unshuffle task
 
 
-def pixel_permutation(height, width, seed=PERMUTATION_SEED):
-    """The fixed permutation of the H·W pixel positions: output pixel i takes input pixel perm[i]."""
-    return np.random.default_rng([seed, height, width]).permutation(height * width)
-
-
-def permute_pixels(images, perm):
-    """Apply `perm` to the pixel positions of NHWC NumPy images."""
-    n, h, w, c = images.shape
-    return np.ascontiguousarray(images.reshape(n, h * w, c)[:, perm].reshape(n, h, w, c))
-
-
-def psnr_db(pred, target):
-    """10·log10(1 / MSE) over all pixels (images in [0, 1])."""
-    mse = float(np.mean((np.asarray(pred, np.float64) - np.asarray(target, np.float64)) ** 2))
-    return 10.0 * np.log10(1.0 / max(mse, 1e-12))
-
-
 def train_unshuffler(cell, model_config, family="convmixer"):
-    """Train `convmixer_unshuffler` to undo a seeded pixel permutation of the cell's data set
-    (MSE), resuming from the cell's epoch checkpoint; test PSNR on the test split."""
+    """The pixel-unshuffle recipe's task (recipes.core.unshuffle: the same permutation,
+    training and checkpoints) with PERMUTATION_SEED. The record's `test_psnr` is the global
+    one, 10·log10(1 / MSE) over every test pixel of the unclipped prediction, which a user
+    recomputes from `model.predict` with nothing of spatialmix; the task's own mean
+    per-image PSNR is kept as `test_psnr_per_image`."""
     import keras
-    import tensorflow as tf
 
-    import zoo
-    from recipes.core import data
-    from recipes.core.train import export_plain, fit_resumable, make_optimizer
-    from recipes.perf import speed
+    from recipes.core import data, unshuffle
 
-    psnr = _ensure_psnr()  # before a checkpoint that names it is loaded
-    budget = cell.budget
-    spec = data.dataset_spec(cell.dataset)
-    h, w, _ = spec.image_shape
-    perm = pixel_permutation(h, w)
-    perm_t = tf.constant(perm, tf.int32)
-    batch = budget["batch_size"]
-    n_train = data.num_examples(cell.dataset, "train")
-    steps = -(-n_train // batch)
-    epochs = budget["epochs"]
-
-    def pairs(split, batch_size):
-        ds = data.load_dataset(cell.dataset, split, batch_size=batch_size, seed=cell.seed)
-
-        def to_pair(*element):
-            x = element[0]
-            flat = tf.reshape(x, [-1, h * w, spec.image_shape[2]])
-            return tf.reshape(tf.gather(flat, perm_t, axis=1), tf.shape(x)), x
-
-        return ds.map(to_pair)
-
-    train, test = pairs("train", batch), pairs("test", 256)
-    config = {**model_config, "input_shape": spec.image_shape, "mean": list(spec.mean), "std": list(spec.std),
-              "seed": cell.seed}
-
-    def build():
-        return zoo.create_model("convmixer_unshuffler", **config)
-
-    def compile_model(model):
-        model.compile(optimizer=make_optimizer(family, steps * epochs, budget["lr"], budget["weight_decay"]),
-                      loss="mse", metrics=[psnr], **speed.compile_kwargs())
-
-    rates = []
-
-    def on_epoch(epoch, metrics, rate, seconds):
-        rates.append(rate)
-        cell.report_epoch(epoch, metrics, rate, seconds, epochs)
-
-    model, _ = fit_resumable(build, compile_model, train, test, epochs, None, cell.dir, on_epoch=on_epoch,
-                             samples_per_epoch=n_train)
+    if family != "convmixer":
+        raise SpatialmixError(f"the unshuffle task trains with the convmixer schedule, not {family!r}")
+    metrics = unshuffle.train_unshuffler(cell, model_config, permutation_seed=PERMUTATION_SEED)
+    model = keras.models.load_model(os.path.join(cell.dir, "model.keras"), compile=False)
     x_test, _ = data.load_arrays(cell.dataset, "test")
-    pred = model.predict(permute_pixels(np.asarray(x_test), perm), batch_size=256, verbose=0)
-    export_plain(model, os.path.join(cell.dir, "model.keras"))
-    counts = zoo.count_params(model)
-    return {
-        "test_psnr": round(float(psnr_db(pred, x_test)), 4),
-        "test_mse": float(np.mean((pred - x_test) ** 2)),
-        "permutation_seed": PERMUTATION_SEED,
-        "params_trainable": counts["spatial_trainable"] + counts["channel_trainable"] + counts["other_trainable"],
-        "params_frozen": counts["spatial_frozen"] + counts["channel_frozen"] + counts["other_frozen"],
-        **{f"params_{k}": v for k, v in counts.items()},
-        "samples_per_s": round(sum(rates) / len(rates), 1) if rates else None,
-        "epochs": epochs,
-    }
-
-
-def _register_psnr():
-    import keras
-
-    @keras.saving.register_keras_serializable(package="spatialmix")
-    def psnr(y_true, y_pred):
-        """Per-image PSNR in dB for images in [0, 1] (a training metric; the record's is global)."""
-        mse = keras.ops.mean(keras.ops.square(y_true - y_pred), axis=(1, 2, 3))
-        return 10.0 * keras.ops.log(1.0 / keras.ops.maximum(mse, 1e-12)) / np.log(10.0)
-
-    return psnr
-
-
-_PSNR = []  # registered on first use: this module must not import Keras when imported
-
-
-def _ensure_psnr():
-    if not _PSNR:
-        _PSNR.append(_register_psnr())
-    return _PSNR[0]
+    x_test = np.asarray(x_test, np.float64)
+    perm = unshuffle.permutation(x_test.shape[1], x_test.shape[2], PERMUTATION_SEED)
+    pred = model.predict(unshuffle.scramble(x_test.astype(np.float32), perm), batch_size=256, verbose=0)
+    mse = float(np.mean((np.asarray(pred, np.float64) - x_test) ** 2))
+    return {**metrics, "test_psnr": round(10.0 * np.log10(1.0 / max(mse, 1e-12)), 4),
+            "test_psnr_per_image": metrics["test_psnr"], "test_mse": mse, "permutation_seed": PERMUTATION_SEED}
 
 
 # --------------------------------------------------------------------------- export

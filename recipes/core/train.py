@@ -16,7 +16,6 @@ import time
 import keras
 import numpy as np
 
-from recipes.core.runlog import atomic_write_text
 
 
 @keras.saving.register_keras_serializable(package="spatialmix")
