@@ -94,3 +94,15 @@ def test_append_result_unions_columns(tmp_path):
     rows = runlog.read_results(path)
     assert rows == [{"cell": "a", "x": "1", "y": ""}, {"cell": "b", "x": "", "y": "2.5"}]
     assert oct(os.stat(path).st_mode & 0o777) == "0o644"
+
+
+def test_append_result_writes_numpy_scalars_as_numbers(tmp_path):
+    # np.float64 is a float subclass whose repr (NumPy 2) is 'np.float64(...)'; a results
+    # column must stay a number that float() reads back
+    import numpy as np
+
+    path = tmp_path / "results.csv"
+    runlog.append_result(path, {"cell": "a", "psnr": np.float64(16.38581234), "acc": np.float32(0.5), "n": np.int64(3)})
+    row = runlog.read_results(path)[0]
+    assert row == {"cell": "a", "psnr": "16.385812", "acc": "0.5", "n": "3"}
+    assert float(row["psnr"]) == 16.385812

@@ -126,8 +126,8 @@ def append_result(path, row):
 
 
 def _cell_text(value):
-    if isinstance(value, float):
-        return repr(round(value, 6))
+    if isinstance(value, float):  # NumPy's float64 too: float() first, or its repr is 'np.float64(...)'
+        return repr(round(float(value), 6))
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value)
     return "" if value is None else str(value)
