@@ -230,7 +230,7 @@ def train_unshuffler(cell, model_config, family="convmixer"):
     perm = unshuffle.permutation(x_test.shape[1], x_test.shape[2], PERMUTATION_SEED)
     pred = model.predict(unshuffle.scramble(x_test.astype(np.float32), perm), batch_size=256, verbose=0)
     mse = float(np.mean((np.asarray(pred, np.float64) - x_test) ** 2))
-    return {**metrics, "test_psnr": round(10.0 * np.log10(1.0 / max(mse, 1e-12)), 4),
+    return {**metrics, "test_psnr": round(float(10.0 * np.log10(1.0 / max(mse, 1e-12))), 4),
             "test_psnr_per_image": metrics["test_psnr"], "test_mse": mse, "permutation_seed": PERMUTATION_SEED}
 
 
