@@ -9,7 +9,8 @@ How the cpu scale was chosen (written before its first run, not changed after):
 - Widths: multipliers 0.25, 0.5, 1, 2 (stage-1 widths 4, 8, 16, 32). The paper widens from
   its base width; a ×2 model costs ~4× a ×1 one, so ×4 does not fit 10 minutes beside the
   rest, and the grid extends downwards instead, to keep a 8× range of widths.
-  2 modes × 4 widths × 2 seeds = 16 cells, about 4 minutes on an idle 2-core machine.
+  2 modes × 4 widths × 2 seeds = 16 cells, estimated at about 4 minutes on an idle 2-core
+  machine (measured later: ~640 s of unshared cells, the ×2 cells 60 s each; README.md).
 - Threshold: gap = full − chans at each width (spread: the two arms' combined seed spread).
   The claim holds when the gap at the widest width is smaller than at the narrowest by more
   than the two gaps' combined spread, and does not hold when it is larger by more than that.
