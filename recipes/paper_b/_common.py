@@ -222,7 +222,8 @@ def k_figure(rows, path, *, column, labels, title):
     base = stats.get(("none", "0"))
     series = {label: [(int(k), s) for (x, k), s in stats.items() if x == value] + ([(0, base)] if base else [])
               for value, label in labels.items()}
-    line_figure(path, series, title=title, xlabel="K")
+    ks = sorted({k for points in series.values() for k, _ in points})
+    line_figure(path, series, title=title, xlabel="K", xticks=ks or None)
 
 
 def stats_by(rows, metric, by):
