@@ -126,7 +126,7 @@ def figure(rows, path, meta):
     ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
     ax.minorticks_off()
     ax.set_xlabel("receptive field size of the last layer")
-    ax.set_ylabel("accuracy difference to baseline (pts)")
+    ax.set_ylabel("accuracy difference to baseline\n(baseline − modified, pts)")
     ax.set_title(f"VGG16 on {meta['dataset']} (Fig. 3 right)")
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.grid(alpha=0.3)
