@@ -446,3 +446,17 @@ def test_rule_epochs_is_the_floor_of_the_share_capped():
     # nothing left for training still trains one epoch
     assert c.rule_epochs({"resnet152": 100}) == 1
     assert c.cpu_budget({"resnet50": 12})["epochs"] == 2 and c.cpu_budget({"resnet50": 12})["batch_size"] == 64
+
+
+def test_a_baseline_at_chance_has_nothing_to_lose():
+    # 14 classes: chance 7.1 %; arms at chance are not "within 1 point" of a baseline at chance
+    def rows(base, arm):
+        return rows_of({**{(("arm", f"{n}:none:0"), ("net", n), ("method", "none"), ("k", 0)): base
+                           for n in ("vgg16", "resnet50")},
+                        **{(("arm", f"{n}:{m}:5"), ("net", n), ("method", m), ("k", 5)): arm
+                           for n in ("vgg16", "resnet50") for m in ("shuffle", "gap_fc", "conv1x1")}})
+
+    assert verdict("spatial-ablation", rows(0.072, 0.071)).verdict == "inconclusive"
+    assert verdict("spatial-ablation", rows(0.40, 0.395)).verdict == "holds"  # the same rows, learned
+    assert c.drop_verdict((0.072, 0.001, 2), (0.071, 0.001, 2), chance=1 / 14) == "inconclusive"
+    assert c.drop_verdict((0.40, 0.01, 2), (0.395, 0.01, 2), chance=1 / 14) == "holds"

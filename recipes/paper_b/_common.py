@@ -109,9 +109,13 @@ def train(cell, model_name, config, **kwargs):
 # ---------------------------------------------------------------------------- checks
 
 
-def drop_verdict(base, arm, tol=TOL):
+def drop_verdict(base, arm, tol=TOL, chance=None):
     """Is `arm` within `tol` of `base` (no more than tol below it)?
-    holds: base − arm ≤ tol; does not hold: base − arm > tol and beyond the seed spread."""
+    holds: base − arm ≤ tol; does not hold: base − arm > tol and beyond the seed spread.
+    With `chance` (1 / classes): a baseline within `tol` of chance has nothing to lose, so
+    the claim is inconclusive (the floor's counterpart of claims.at_ceiling)."""
+    if chance is not None and base[0] - chance <= tol:
+        return "inconclusive"
     drop = base[0] - arm[0]
     if drop <= tol:
         return "holds"

@@ -74,6 +74,7 @@ run_cell = c.run_arm
 
 
 def check(rows):
+    chance = 1 / c.num_classes(rows)  # a baseline at chance has nothing to lose
     stats = claims.arms(rows, "test_accuracy", ("net", "k"))
     verdicts, notes, table = [], [], []
     for net in NETS:
@@ -82,7 +83,7 @@ def check(rows):
         if not base or not arms:
             continue
         best = max(arms, key=lambda k: arms[k][0])
-        v = c.drop_verdict(base, arms[best])
+        v = c.drop_verdict(base, arms[best], chance=chance)
         verdicts.append(v)
         notes.append(f"{TITLE[net]} K={best}: {100 * (arms[best][0] - base[0]):+.1f} pts ({v})")
         table.append([TITLE[net], c.fmt(base), c.params_m(rows, {"net": net, "k": 0}), best, c.fmt(arms[best]),

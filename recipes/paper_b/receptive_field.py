@@ -91,12 +91,13 @@ def differences(rows):
 
 
 def check(rows):
+    chance = 1 / c.num_classes(rows)  # a baseline at chance has nothing to lose
     diffs = differences(rows)
     verdicts, notes, table = [], [], []
     for size, arms in sorted(diffs.items()):
         for k, rf, arm, base, d in arms:
             table.append([size, k, rf, c.fmt(arm), c.fmt(base), f"{100 * d[0]:+.1f}"])
-        saturated = [c.drop_verdict(base, arm) for k, rf, arm, base, _ in arms if rf >= SATURATED * size]
+        saturated = [c.drop_verdict(base, arm, chance=chance) for k, rf, arm, base, _ in arms if rf >= SATURATED * size]
         small = min(arms, key=lambda a: a[1])
         knee = c.above_verdict(small[3], small[2], margin=c.TOL) if small[1] < size else "inconclusive"
         v = c.combine(saturated + [knee]) if saturated else "inconclusive"

@@ -107,8 +107,8 @@ def check(rows):
     chance = 1 / c.num_classes(rows)
     half = 0.5 * (cc[0] - chance)
     collapse = c.above_verdict(cc, cs, margin=half)
-    same = c.combine([c.drop_verdict(ss, sc), c.drop_verdict(sc, ss)])
-    keeps = c.drop_verdict(cc, ss)
+    same = c.combine([c.drop_verdict(ss, sc, chance=chance), c.drop_verdict(sc, ss, chance=chance)])
+    keeps = c.drop_verdict(cc, ss, chance=chance)
     verdict = c.combine([collapse, same, keeps])
     summary = (f"K = {TABLE_K}, test accuracy mean ± spread over seeds (each shuffled test is the mean of "
                f"{rows[0].get('passes', '?')} evaluations). Collapse (clean→clean − clean→shuffle > "

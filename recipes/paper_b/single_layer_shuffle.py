@@ -53,13 +53,14 @@ def run_cell(cell):
 
 
 def check(rows):
+    chance = 1 / c.num_classes(rows)  # a baseline at chance has nothing to lose
     stats = claims.arms(rows, "test_accuracy", ("layer",))
     base, first, last = stats.get(("0",)), stats.get(("1",)), stats.get(("13",))
     table = claims.markdown_table(["layer", "top-1"], [[("baseline" if k == "0" else k), c.fmt(v)]
                                                        for (k,), v in sorted(stats.items(), key=lambda kv: int(kv[0][0]))])
     if not (base and first and last):
         return Verdict("inconclusive", "the baseline, layer 1 and layer 13 are not all finished yet.", table)
-    late = c.drop_verdict(base, last)
+    late = c.drop_verdict(base, last, chance=chance)
     early = c.above_verdict(base, first, margin=c.TOL)
     order = c.above_verdict(last, first)
     summary = (f"Test accuracy, mean ± spread over seeds. Layer 13 − baseline {100 * (last[0] - base[0]):+.1f} pts "

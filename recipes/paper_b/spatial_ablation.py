@@ -94,6 +94,7 @@ def table1(rows, stats):
 
 
 def check(rows):
+    chance = 1 / c.num_classes(rows)  # a baseline at chance has nothing to lose
     stats = _stats(rows)
     verdicts, notes = [], []
     for net in NETS:
@@ -101,7 +102,7 @@ def check(rows):
         for method in METHODS:
             arm = stats.get((net, method, str(CLAIM_K)))
             if base and arm:
-                v = c.drop_verdict(base, arm)
+                v = c.drop_verdict(base, arm, chance=chance)
                 verdicts.append(v)
                 notes.append(f"{net} {LABEL[method]} K={CLAIM_K}: {v} ({100 * (arm[0] - base[0]):+.1f} pts)")
     if not verdicts:
