@@ -17,7 +17,6 @@ import keras
 import numpy as np
 
 
-
 @keras.saving.register_keras_serializable(package="spatialmix")
 class OneCycleLinear(keras.optimizers.schedules.LearningRateSchedule):
     """The ConvMixer reference's per-step schedule: 0 -> lr_max -> lr_max/20 -> 0."""
