@@ -123,3 +123,21 @@ def test_textures_in_unit_range_are_the_same_patches_unstandardised():
 
 # The smoke run of each recipe (figure, report, verdict) is tests/test_contracts.py's
 # test_recipe_smoke_run_writes_every_artefact, which iterates over the registry.
+
+
+def test_attack_subset_is_fixed_spread_over_classes_and_part_of_the_split():
+    from recipes.core.attacks_task import attack_subset
+
+    x, y = data.load_arrays("textures", "test", standardize=0)
+    xs, ys = attack_subset(x, y, 700)
+    assert len(xs) == len(ys) == 700
+    again = attack_subset(x, y, 700)
+    np.testing.assert_array_equal(again[1], ys)
+    np.testing.assert_array_equal(again[0], xs)
+    # the split is stored by class: the first 700 would hold half the classes, the subset holds all
+    counts = np.bincount(ys, minlength=int(y.max()) + 1)
+    assert (counts >= 30).all(), counts
+    # every chosen image is that image of the split, with its own label
+    flat = {x[i].tobytes(): y[i] for i in range(len(x))}
+    assert all(flat[xi.tobytes()] == yi for xi, yi in zip(xs, ys))
+    assert attack_subset(x, y, None)[0] is x and attack_subset(x, y, 5000)[0] is x

@@ -197,6 +197,9 @@ def test_compute_cost_models_and_budget():
     resolved = compute_cost._ModelCell(cell, "convmixer")
     assert resolved.budget["lr"] == 0.01 and resolved.budget["weight_decay"] == 0.01 and resolved.seed == 3
     assert compute_cost._ModelCell(cell, "sep_resnet").budget["lr"] == 0.1
+    # the ResNet's cpu epoch is 16 steps; the ConvMixer's is the whole split (None: train_classifier counts it)
+    assert compute_cost._ModelCell(cell, "sep_resnet").budget["steps_per_epoch"] == 16
+    assert resolved.budget["steps_per_epoch"] is None
 
 
 # --------------------------------------------------------------------------- claim checks

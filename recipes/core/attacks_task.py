@@ -5,7 +5,9 @@ training), then measure its accuracy clean and under FGSM and PGD over a list of
                                eps255=(1, 2, 4), adversarial_eps255=None, data_options={"standardize": 0})
 
 ε is given in units of 1/255 (paper A: ε = 1/255) and applies to images in [0, 1]; the
-models normalise inside. The results row gets `test_accuracy` (clean) and one column per
+models normalise inside. The clean accuracy is over the whole test split; the attacks run on
+the budget's `attack_examples` test images (a fixed random subset, the same for every cell)
+or on all of them. The results row gets `test_accuracy` (clean) and one column per
 attack and ε: `fgsm_eps2` is the test accuracy under FGSM with ε = 2/255, `pgd_eps2` under
 PGD (`nb_iter` steps, step size ε, no random start; see recipes.core.attacks).
 
@@ -22,6 +24,17 @@ from recipes.core import attacks, data
 
 def eps_column(attack, eps255):
     return f"{attack}_eps{eps255:g}"
+
+
+def attack_subset(x, y, size):
+    """A fixed random `size` of the (x, y) test arrays, in their order; all of them if `size` is
+    None or not smaller. Random, not the first `size`: the embedded test splits are stored by class."""
+    import numpy as np
+
+    if not size or size >= len(x):
+        return x, y
+    keep = np.sort(np.random.default_rng(0).choice(len(x), size=int(size), replace=False))
+    return x[keep], y[keep]
 
 
 def train_and_attack(cell, model_name, model_config, family, *, eps255, attack_names=("fgsm", "pgd"), nb_iter=2,
@@ -55,11 +68,12 @@ def train_and_attack(cell, model_name, model_config, family, *, eps255, attack_n
     export_plain(model, os.path.join(cell.dir, "model.keras"))
 
     t0 = time.time()
+    subset = budget.get("attack_examples")
     if spec.source == "embedded":
         x, y = data.load_arrays(cell.dataset, "test", **opts)
-        test_data = (np.array(x), np.array(y))
+        test_data = attack_subset(np.array(x), np.array(y), subset)
     else:
-        test_data = test
+        test_data = test.unbatch().take(int(subset)).batch(batch) if subset else test
     out = {"test_accuracy": test_metrics["accuracy"], "test_loss": test_metrics["loss"]}
     for name in attack_names:
         for e in eps255:
@@ -73,6 +87,7 @@ def train_and_attack(cell, model_name, model_config, family, *, eps255, attack_n
         "epochs": epochs,
         "train_s": round(train_s, 2),
         "attack_s": round(time.time() - t0, 2),
+        "attack_examples": int(len(test_data[1])) if isinstance(test_data, tuple) else subset,
     })
     return out
 
