@@ -105,6 +105,15 @@ def test_pixel_unshuffle_check():
     assert pixel_unshuffle.check(unshuffle_rows(20.6, 17.0)).verdict == "does not hold"
     assert pixel_unshuffle.check(unshuffle_rows(20.6, 18.6, spread=2.0)).verdict == "inconclusive"
     assert pixel_unshuffle.check([]).verdict == "inconclusive"
+    # the table has a space column only when space was trained (the cpu grid has no space arm)
+    assert "space (dB)" in pixel_unshuffle.check(unshuffle_rows(20.6, 20.0)).table
+    no_space = [r for r in unshuffle_rows(20.6, 20.0) if r["mode"] != "space"]
+    assert "space (dB)" not in pixel_unshuffle.check(no_space).table
+    assert pixel_unshuffle.check(no_space).verdict == "holds"
+    # the floor: models that do no better than handing back the scrambled input un-shuffle nothing
+    unlearned = [{**r, "scrambled_psnr": "29.0"} for r in no_space]
+    verdict = pixel_unshuffle.check(unlearned)
+    assert verdict.verdict == "inconclusive" and "neither beats the scrambled input" in verdict.summary
 
 
 # ----------------------------------------------------------------------------- data and smoke runs
@@ -141,3 +150,19 @@ def test_attack_subset_is_fixed_spread_over_classes_and_part_of_the_split():
     flat = {x[i].tobytes(): y[i] for i in range(len(x))}
     assert all(flat[xi.tobytes()] == yi for xi, yi in zip(xs, ys))
     assert attack_subset(x, y, None)[0] is x and attack_subset(x, y, 5000)[0] is x
+
+
+def test_adversarial_smoke_run_attacks_the_subset_and_never_beats_its_clean_accuracy(tmp_path):
+    import os
+
+    from recipes.core import runlog
+    from recipes.core.engine import run_recipe
+
+    run_dir, _ = run_recipe(adversarial_resnets.RECIPE, "smoke", runs_dir=str(tmp_path), argv=["test"])
+    rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+    assert len(rows) == 4
+    for row in rows:
+        assert int(float(row["attack_examples"])) == 180  # the smoke budget's subset of the 360 digits
+        clean = float(row["attacked_clean_accuracy"])
+        for column in ("fgsm_eps1", "fgsm_eps8", "pgd_eps1", "pgd_eps8"):
+            assert float(row[column]) <= clean, (column, row)

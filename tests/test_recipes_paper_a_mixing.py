@@ -37,6 +37,7 @@ def test_smoke_run(rid, tmp_path):
     if rid == "compute-cost":
         for row in rows:
             assert float(row["train_s_per_epoch"]) > 0
+            assert int(row["steps_per_epoch"]) == 2  # the smoke budget's
             assert float(row["us_per_param"]) == pytest.approx(
                 1e6 * float(row["train_s_per_epoch"]) / int(row["params_trainable"]), rel=1e-4)
     else:

@@ -5,11 +5,12 @@ training), then measure its accuracy clean and under FGSM and PGD over a list of
                                eps255=(1, 2, 4), adversarial_eps255=None, data_options={"standardize": 0})
 
 ε is given in units of 1/255 (paper A: ε = 1/255) and applies to images in [0, 1]; the
-models normalise inside. The clean accuracy is over the whole test split; the attacks run on
-the budget's `attack_examples` test images (a fixed random subset, the same for every cell)
-or on all of them. The results row gets `test_accuracy` (clean) and one column per
-attack and ε: `fgsm_eps2` is the test accuracy under FGSM with ε = 2/255, `pgd_eps2` under
-PGD (`nb_iter` steps, step size ε, no random start; see recipes.core.attacks).
+models normalise inside. The results row gets `test_accuracy` (clean, over the whole test
+split) and one column per attack and ε: `fgsm_eps2` is the accuracy under FGSM with
+ε = 2/255, `pgd_eps2` under PGD (`nb_iter` steps, step size ε, no random start; see
+recipes.core.attacks). The attacks run on the budget's `attack_examples` test images (a
+fixed random subset, the same for every cell) or on all of them; `attacked_clean_accuracy`
+is those images' clean accuracy, the ε = 0 point of their curves.
 
 Standard training is `model.fit` with per-epoch checkpoints (recipes.core.train); FGSM
 adversarial training replaces every training batch by its FGSM images against the current
@@ -74,7 +75,9 @@ def train_and_attack(cell, model_name, model_config, family, *, eps255, attack_n
         test_data = attack_subset(np.array(x), np.array(y), subset)
     else:
         test_data = test.unbatch().take(int(subset)).batch(batch) if subset else test
-    out = {"test_accuracy": test_metrics["accuracy"], "test_loss": test_metrics["loss"]}
+    # the attacked images' own clean accuracy: the ε = 0 point of an attack curve on a subset
+    out = {"test_accuracy": test_metrics["accuracy"], "test_loss": test_metrics["loss"],
+           "attacked_clean_accuracy": round(attacks.robust_accuracy(model, test_data, "clean", 0.0), 6)}
     for name in attack_names:
         for e in eps255:
             out[eps_column(name, e)] = round(attacks.robust_accuracy(model, test_data, name, e / 255,

@@ -151,13 +151,16 @@ def figure(rows, path, meta):
     markers = ["o", "s", "^", "D"]
     panels = [("fgsm", "standard", "FGSM, standard training"), ("pgd", "standard", "PGD-2, standard training"),
               ("fgsm", "fgsm", "FGSM (—) and PGD-2 (- -),\nFGSM adversarial training")]
+    # ε = 0 is the clean accuracy of the images the attacks ran on (older runs: the whole test split)
+    clean = "attacked_clean_accuracy" if rows and rows[0].get("attacked_clean_accuracy") not in (None, "") \
+        else "test_accuracy"
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), dpi=120, sharey=True)
     for ax, (attack, training, title) in zip(axes, panels):
         for attack_here, style in ((attack, "-"), ("pgd", "--")) if training == "fgsm" else ((attack, "-"),):
             for mode in modes:
                 for d, marker in zip(depths, markers):
                     xs, ys, es = [0.0], [], []
-                    base = claims.arms(rows, "test_accuracy", ("depth", "mode", "training")).get((d, mode, training))
+                    base = claims.arms(rows, clean, ("depth", "mode", "training")).get((d, mode, training))
                     if not base:
                         continue
                     ys.append(100 * base[0])
@@ -178,7 +181,7 @@ def figure(rows, path, meta):
     axes[0].set_ylabel("test accuracy (%)")
     axes[0].legend(fontsize=8)
     attacked = sorted({int(float(r["attack_examples"])) for r in rows if r.get("attack_examples") not in (None, "")})
-    on = f"; attacks on {attacked[0]} test images, clean on all" if len(attacked) == 1 else ""
+    on = f"; attacks on a fixed {attacked[0]} test images" if len(attacked) == 1 else ""
     fig.suptitle(f"Separable ResNets under attack on {meta['dataset']} ({meta['scale']} scale; mean ± spread "
                  f"over seeds; dotted line: the claim's ε{on})", fontsize=9)
     fig.tight_layout()
