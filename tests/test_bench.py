@@ -216,6 +216,27 @@ def test_bench_rejects_unknown_backend_quickly():
     assert proc.returncode == 2 and "--worker" in proc.stderr
 
 
+def test_bench_analysis_turns_samples_into_medians_and_round_by_round_ratios():
+    """The analysis step on hand-made samples (the end-to-end bench is in the slow tier)."""
+    from recipes.perf.bench.analysis import analyse
+
+    def entry(samples):
+        return {"samples": samples, "setup": {"flops": 2e9}}
+
+    result = {"roof": {}, "pipeline": {}, "default_backend": "torch", "cases": {
+        "convmixer/full/train": {"torch": entry([0.10, 0.20, 0.12]), "peer": entry([0.20, 0.20, 0.20])},
+        "convmixer/chans/train": {"torch": entry([0.05, 0.08, 0.09]), "peer": entry([0.10, 0.10, 0.10])}}}
+    analyse(result, {"batch": 64})
+    full, chans = result["summary"]["convmixer/full/train@torch"], result["summary"]["convmixer/chans/train@torch"]
+    assert full["ms"]["median"] == pytest.approx(120.0) and full["ms"]["n"] == 3
+    assert full["images_per_s"] == pytest.approx(64 / 0.12) and full["gflops_per_s"] == pytest.approx(2 / 0.12)
+    assert full["vs_peer"]["median"] == pytest.approx(0.6)                # 0.5, 1.0, 0.6 round by round
+    assert chans["vs_full"]["median"] == pytest.approx(0.5)                # 0.5, 0.4, 0.75
+    assert "vs_full" not in full
+    met = {g["goal"]: g["met"] for g in result["goals"]}
+    assert met["default backend (torch) ConvMixer full step <= peer"] is True
+
+
 @pytest.mark.slow
 def test_bench_tiny_smoke(tmp_path):
     backend = keras.backend.backend()

@@ -69,6 +69,11 @@ def test_adversarial_resnets_check():
     assert adversarial_resnets.check(adversarial_rows(0.10, 0.08)).verdict == "does not hold"   # gap stays
     assert adversarial_resnets.check(adversarial_rows(0.10, 0.01, spread=0.1)).verdict == "inconclusive"
     assert adversarial_resnets.check([]).verdict == "inconclusive"
+    # attacks on a subset: the table's clean columns are that subset's clean accuracy
+    subset = [{**r, "attacked_clean_accuracy": "0.55"} for r in adversarial_rows(0.10, 0.01)]
+    table = adversarial_resnets.check(subset).table
+    assert "clean full (attacked images)" in table and "55.0" in table and "70.0" not in table
+    assert "70.0" in adversarial_resnets.check(adversarial_rows(0.10, 0.01)).table
 
 
 # ----------------------------------------------------------------------------- learned-filters

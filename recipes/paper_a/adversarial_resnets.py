@@ -92,7 +92,9 @@ def check(rows):
     if not rows:
         return Verdict("inconclusive", "no finished cells yet.")
     depths = sorted({r["depth"] for r in rows}, key=int)
-    clean = claims.arms(rows, "test_accuracy", ("depth", "mode", "training"))
+    # clean accuracy of the images the attacks ran on, so each row compares like with like
+    subset = rows[0].get("attacked_clean_accuracy") not in (None, "")
+    clean = claims.arms(rows, "attacked_clean_accuracy" if subset else "test_accuracy", ("depth", "mode", "training"))
     verdicts, notes, table = [], [], []
     for attack, label in (("fgsm", "FGSM"), ("pgd", "PGD-2")):
         stats = claims.arms(rows, eps_column(attack, CLAIM_EPS255), ("depth", "mode", "training"))
@@ -124,6 +126,8 @@ def check(rows):
             notes.append(note)
     header = ["depth", "attack", "training", "clean full", "clean chans", "attacked full", "attacked chans",
               "chans − full (pts)"]
+    if subset:
+        header[3:5] = ["clean full (attacked images)", "clean chans (attacked images)"]
     md = claims.markdown_table(header, table)
     if not verdicts:
         return Verdict("inconclusive", "needs full and chans cells under standard training.", md)

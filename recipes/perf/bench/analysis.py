@@ -15,7 +15,7 @@ def analyse(result, size):
     roofs = [r["gflops"] for rs in result["roof"].values() for r in rs if r]
     roofs += [r["numpy_gflops"] for rs in result["roof"].values() for r in rs if r]
     result["roof_gflops"] = max(roofs) if roofs else None
-    summary = {}
+    rows = {}
     for cid, per_impl in result["cases"].items():
         model, mode, kind = cid.split("/")
         peer = per_impl.get("peer")
@@ -37,8 +37,8 @@ def analyse(result, size):
             full = result["cases"].get(case_id(model, "full", kind), {}).get(impl)
             if kind == "train" and mode != "full" and full and full["samples"]:
                 row["vs_full"] = summary([a / b for a, b in zip(entry["samples"], full["samples"])])
-            summary[f"{cid}@{impl}"] = row
-    result["summary"] = summary
+            rows[f"{cid}@{impl}"] = row
+    result["summary"] = rows
     result["pipeline_summary"] = {name: summary(v) for name, v in result["pipeline"].items()}
     result["goals"] = goals(result)
 
