@@ -6,6 +6,7 @@ that does) before `--backend` has been put into the environment.
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -72,6 +73,10 @@ def main(argv=None):
     elif args.command == "tune":  # many small models: recipes.core.choices.SMALL_MODEL_BACKEND
         os.environ["KERAS_BACKEND"] = default_backend(small_models=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # SIGINT is how a run is cancelled (Ctrl-C, the TUI's `c`). A shell starts `cmd &` with SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt: such a run could not be cancelled.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     from zoo.errors import SpatialmixError  # light: no Keras yet
 
     try:

@@ -147,6 +147,32 @@ def test_smoke_run_leaves_every_artefact_and_second_run_does_nothing(tmp_path):
     assert results.returncode == 0 and "3/3 cells" in results.stdout and "chans" in results.stdout
 
 
+def test_sigint_cancels_a_run_even_when_started_with_sigint_ignored(tmp_path):
+    """`spatialmix run ... &` from a script starts with SIGINT ignored (POSIX shells do that to
+    background jobs); SIGINT is still how the TUI and Ctrl-C cancel, so the run must stop and say so."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    args = [SPATIALMIX, "run", "convmixer-mixing", "--runs-dir", str(tmp_path), "--quiet"]  # cpu: epochs of seconds
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    events_path = tmp_path / "convmixer-mixing" / "cpu-textures-seed0" / "events.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if events_path.exists() and '"epoch_end"' in events_path.read_text():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before its first epoch: {proc.stderr.read()[-2000:]}"
+    os.kill(proc.pid, signal.SIGINT)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # leave no run behind
+        raise AssertionError("SIGINT did not stop the run within 120 s") from None
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted; run the same command again to resume" in stderr
+    last = [json.loads(line) for line in events_path.read_text().splitlines()][-1]
+    assert last["event"] == "run_end" and last["status"] == "interrupted"
+
+
 @pytest.mark.slow
 def test_kill_9_mid_cell_then_resume(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

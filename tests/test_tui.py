@@ -49,6 +49,13 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def kill_launches(app):
+    for launch in app.store.launches:
+        if launch.process.poll() is None:
+            launch.process.kill()
+            launch.process.wait()
+
+
 async def wait_for(pilot, condition, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -265,29 +272,32 @@ def test_cancel_then_resume_a_real_run(tmp_path):
     async def body():
         app = make_app(runs_dir, tmp_path)
         async with app.run_test(size=SMALL) as pilot:
-            await pilot.pause()
-            app.screen.show_recipe(RECIPE)
-            await pilot.press("s")                                # default scale: cpu
-            await wait_for(pilot, lambda: any(e["event"] == "epoch_end" for e in events()), RUN_TIMEOUT,
-                           "the first epoch")
-            await wait_for(pilot, lambda: getattr(view_of(app, run_dir), "state", "") == "running", 30, "running")
-            table = app.screen.query_one("#runs")
-            table.move_cursor(row=table.get_row_index(run_dir))
-            await pilot.press("c")
-            await wait_for(pilot, lambda: view_of(app, run_dir).state == "interrupted", 120, "interrupted")
-            assert events()[-1]["event"] == "run_end" and events()[-1]["status"] == "interrupted"
-            epochs_before = max(e["epoch"] for e in events() if e["event"] == "epoch_end"
-                                and e["cell"] == events()[1]["cell"])
-            await pilot.press("r")
-            await wait_for(pilot, lambda: sum(e["event"] == "run_start" for e in events()) == 2 and
-                           sum(e["event"] == "cell_start" for e in events()) >= 2, RUN_TIMEOUT, "the resumed run")
-            resumed = [e for e in events() if e["event"] == "cell_start"][-1]
-            assert resumed["cell"] == events()[1]["cell"] or resumed["index"] > 1
-            if resumed["cell"] == events()[1]["cell"]:
-                assert resumed["resumed_from_epoch"] >= 1 and resumed["resumed_from_epoch"] <= epochs_before
-            await wait_for(pilot, lambda: view_of(app, run_dir).state == "running", 60, "running again")
-            await pilot.press("c")
-            await wait_for(pilot, lambda: view_of(app, run_dir).state == "interrupted", 120, "interrupted again")
+            try:
+                await pilot.pause()
+                app.screen.show_recipe(RECIPE)
+                await pilot.press("s")                                # default scale: cpu
+                await wait_for(pilot, lambda: any(e["event"] == "epoch_end" for e in events()), RUN_TIMEOUT,
+                               "the first epoch")
+                await wait_for(pilot, lambda: getattr(view_of(app, run_dir), "state", "") == "running", 30, "running")
+                table = app.screen.query_one("#runs")
+                table.move_cursor(row=table.get_row_index(run_dir))
+                await pilot.press("c")
+                await wait_for(pilot, lambda: view_of(app, run_dir).state == "interrupted", 120, "interrupted")
+                assert events()[-1]["event"] == "run_end" and events()[-1]["status"] == "interrupted"
+                epochs_before = max(e["epoch"] for e in events() if e["event"] == "epoch_end"
+                                    and e["cell"] == events()[1]["cell"])
+                await pilot.press("r")
+                await wait_for(pilot, lambda: sum(e["event"] == "run_start" for e in events()) == 2 and
+                               sum(e["event"] == "cell_start" for e in events()) >= 2, RUN_TIMEOUT, "the resumed run")
+                resumed = [e for e in events() if e["event"] == "cell_start"][-1]
+                assert resumed["cell"] == events()[1]["cell"] or resumed["index"] > 1
+                if resumed["cell"] == events()[1]["cell"]:
+                    assert resumed["resumed_from_epoch"] >= 1 and resumed["resumed_from_epoch"] <= epochs_before
+                await wait_for(pilot, lambda: view_of(app, run_dir).state == "running", 60, "running again")
+                await pilot.press("c")
+                await wait_for(pilot, lambda: view_of(app, run_dir).state == "interrupted", 120, "interrupted again")
+            finally:
+                kill_launches(app)  # a failed wait must not leave a cpu-scale run training behind
 
     run(body())
     statuses = [e["status"] for e in events() if e["event"] == "run_end"]
