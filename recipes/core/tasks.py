@@ -59,7 +59,8 @@ def train_classifier(cell, model_name, model_config, family, validate=True, buil
 
     `validate=False` skips the per-epoch pass over the test split, so an epoch's seconds are
     training alone, and adds `train_s_per_epoch` (median over the epochs after the first,
-    which carries the warm-up; the only one if there is one) and `train_s_first_epoch`.
+    which carries the warm-up; the only one if there is one), `train_s_first_epoch` and the
+    `steps_per_epoch` those seconds are for.
     The budget may name `milestones` (fractions of training) for the `resnet` step decay.
 
     Data set options (e.g. textures' `patch_size`) come from the budget's `dataset_options`
@@ -88,7 +89,7 @@ def train_classifier(cell, model_name, model_config, family, validate=True, buil
     if not validate and seconds_per_epoch:
         timed = seconds_per_epoch[1:] or seconds_per_epoch
         timing = {"train_s_per_epoch": round(float(np.median(timed)), 3),
-                  "train_s_first_epoch": round(seconds_per_epoch[0], 3)}
+                  "train_s_first_epoch": round(seconds_per_epoch[0], 3), "steps_per_epoch": int(steps)}
     return {
         "test_accuracy": test_metrics["accuracy"],
         "test_loss": test_metrics["loss"],

@@ -86,15 +86,22 @@ def _gap(stats, depth, training):
     return (full, chans) if full and chans else None
 
 
+def _clean_column(rows):
+    """The clean accuracy of the images the attacks ran on, so clean and attacked compare like with
+    like (runs from before `attacked_clean_accuracy` existed: the whole test split's)."""
+    if rows and rows[0].get("attacked_clean_accuracy") not in (None, ""):
+        return "attacked_clean_accuracy"
+    return "test_accuracy"
+
+
 def check(rows):
     from recipes.core.attacks_task import eps_column
 
     if not rows:
         return Verdict("inconclusive", "no finished cells yet.")
     depths = sorted({r["depth"] for r in rows}, key=int)
-    # clean accuracy of the images the attacks ran on, so each row compares like with like
-    subset = rows[0].get("attacked_clean_accuracy") not in (None, "")
-    clean = claims.arms(rows, "attacked_clean_accuracy" if subset else "test_accuracy", ("depth", "mode", "training"))
+    subset = _clean_column(rows) == "attacked_clean_accuracy"
+    clean = claims.arms(rows, _clean_column(rows), ("depth", "mode", "training"))
     verdicts, notes, table = [], [], []
     for attack, label in (("fgsm", "FGSM"), ("pgd", "PGD-2")):
         stats = claims.arms(rows, eps_column(attack, CLAIM_EPS255), ("depth", "mode", "training"))
@@ -155,9 +162,7 @@ def figure(rows, path, meta):
     markers = ["o", "s", "^", "D"]
     panels = [("fgsm", "standard", "FGSM, standard training"), ("pgd", "standard", "PGD-2, standard training"),
               ("fgsm", "fgsm", "FGSM (—) and PGD-2 (- -),\nFGSM adversarial training")]
-    # ε = 0 is the clean accuracy of the images the attacks ran on (older runs: the whole test split)
-    clean = "attacked_clean_accuracy" if rows and rows[0].get("attacked_clean_accuracy") not in (None, "") \
-        else "test_accuracy"
+    clean = _clean_column(rows)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), dpi=120, sharey=True)
     for ax, (attack, training, title) in zip(axes, panels):
         for attack_here, style in ((attack, "-"), ("pgd", "--")) if training == "fgsm" else ((attack, "-"),):

@@ -72,7 +72,8 @@ SCALES = {
                 "steps_per_epoch": {"sep_resnet": 16, "convmixer": None}},
         datasets=("digits",),
         note="cpu scale: 14-class textures, 3 epochs of batch 128 per cell (a ResNet epoch is 16 steps, a "
-             "ConvMixer epoch the whole train split), seconds per epoch the median of epochs 2-3 without a test pass. Models: the cpu miniatures of resnet-mixing (separable ResNet, "
+             "ConvMixer epoch the whole train split), seconds per epoch the median of epochs 2-3 without a test "
+             "pass. Models: the cpu miniatures of resnet-mixing (separable ResNet, "
              "width 16, d=9, k=3) and convmixer-mixing (its cpu ConvMixer), depths 1 and 2.",
     ),
     "paper": Scale(
@@ -88,23 +89,17 @@ SCALES = {
 
 
 def run_cell(cell):
-    from recipes.core import data
     from recipes.core.tasks import train_classifier
 
     name = cell.config["model"]
     config = dict(cell.model[name])
     arch = config.pop("arch")
     family = "resnet" if name == "sep_resnet" else "convmixer"
-    model_cell = _for_model(cell, name)
-    batch = model_cell.budget["batch_size"]
-    steps = model_cell.budget.get("steps_per_epoch") or -(-data.num_examples(cell.dataset, "train",
-                                                                             data_dir=cell.data_dir) // batch)
-    metrics = train_classifier(model_cell, arch,
+    metrics = train_classifier(_for_model(cell, name), arch,
                                {**config, "depth": int(cell.config["depth"]), "mode": cell.config["mode"]},
                                family=family, validate=False)
     # in microseconds: results.csv keeps 6 decimals, which would leave seconds per parameter 2 digits
     metrics["us_per_param"] = 1e6 * metrics["train_s_per_epoch"] / max(metrics["params_trainable"], 1)
-    metrics["steps_per_epoch"] = int(steps)
     return metrics
 
 
