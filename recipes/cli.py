@@ -140,6 +140,10 @@ def cmd_show(args, argv):
         print(f"  budget " + ", ".join(f"{k} {v}" for k, v in scale.budget.items()))
         for dataset, over in scale.overrides.items():
             print(f"  on {dataset}: " + "; ".join(", ".join(f"{k}={v}" for k, v in part.items()) for part in over.values()))
+    if recipe.thresholds:
+        print("\nthresholds (fixed before any run; the verdict is frozen with them in verdict.json):")
+        for line in recipe.thresholds.lines():
+            print(f"  {line}")
     if recipe.reference:
         print(f"\npaper-scale settings from: {recipe.reference}")
 
@@ -167,44 +171,40 @@ def cmd_run(args, argv):
     from recipes.core.engine import run_recipe
 
     printer = None if args.quiet else ProgressPrinter()
-    run_dir, verdict = run_recipe(recipe, args.scale, args.dataset, args.runs_dir, seed, args.data_dir,
+    run_dir, finding = run_recipe(recipe, args.scale, args.dataset, args.runs_dir, seed, args.data_dir,
                                   argv=["spatialmix", *argv], progress=printer, distribute=args.distribute)
-    print(f"\n{recipe.id}: the claim {verdict.verdict} at {args.scale} scale. {verdict.summary}")
-    if verdict.table:
-        print(verdict.table)
-    print(f"run folder: {run_dir} (results.csv, report.md, figure.png)")
+    print(f"\n{recipe.id}: the claim {finding.verdict} at {args.scale} scale. {finding.summary}")
+    if finding.table:
+        print(finding.table)
+    print(f"run folder: {run_dir} (results.csv, verdict.json, report.md, figure.png)")
 
 
 def cmd_results(args, argv):
-    import glob
-    import json
-
-    from recipes.core import runlog
+    from recipes.core import claims, runfolder
     from recipes.core.registry import get_recipe, list_recipes
+    from recipes.core.reproduction import verdict_text
 
-    pattern = os.path.join(args.runs_dir, args.recipe or "*", "*", "run.json")
     if args.recipe:
         get_recipe(args.recipe)
-    found = sorted(glob.glob(pattern))
+    runfolder.check_runs_dir(args.runs_dir)
+    found = [(folder, meta) for folder in map(runfolder.RunFolder, runfolder.find_run_dirs(args.runs_dir))
+             if (meta := folder.meta()) is not None and (not args.recipe or meta.get("recipe") == args.recipe)]
     if not found:
         print(f"no runs under {args.runs_dir}" + (f" for {args.recipe}" if args.recipe else ""))
         return 0
-    for meta_path in found:
-        run_dir = os.path.dirname(meta_path)
-        with open(meta_path) as f:
-            meta = json.load(f)
-        rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+    for folder, meta in found:
+        rows = folder.rows()
         if meta.get("recipe") not in list_recipes():  # a tune search or the preset build: no claim
-            print(commands.other_run_summary(meta, rows, run_dir) + "\n")
+            print(commands.other_run_summary(meta, rows, folder.path) + "\n")
             continue
         recipe = get_recipe(meta["recipe"])
         total = len(_grid_of(recipe, meta))
         print(f"== {meta['recipe']} · {meta['scale']} · {meta['dataset']} · {meta['backend']} · "
-              f"{len(rows)}/{total} cells · {run_dir}")
+              f"{len(rows)}/{total} cells · {folder.path}")
         if rows:
             print(format_rows(rows, recipe))
-            verdict = recipe.check(rows)
-            print(f"claim: {verdict.verdict}. {verdict.summary}")
+            finding = claims.judge(recipe, meta["scale"], rows)
+            print(f"claim: {verdict_text(recipe, folder, meta, rows)}. {finding.summary}")
         print()
 
 

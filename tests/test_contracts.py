@@ -107,8 +107,12 @@ def test_recipe_contract(rid):
         assert scale.grid, f"{rid} [{name}] has an empty grid"
         assert scale.seeds, f"{rid} [{name}] has no seeds"
     assert len(recipe.scales["cpu"].seeds) >= 2, f"{rid}: cpu scale needs at least 2 seeds"
-    verdict = recipe.check([])
-    assert verdict.verdict == "inconclusive", f"{rid}: check([]) must be inconclusive, got {verdict.verdict!r}"
+    for name in recipe.scales:
+        verdict = recipe.check([], recipe.thresholds.at(name))
+        assert verdict.verdict == "inconclusive", f"{rid}: check([]) must be inconclusive, got {verdict.verdict!r}"
+    for threshold in recipe.thresholds.items.values():
+        assert set(threshold.by_scale) <= set(SCALES), f"{rid}: a threshold names an unknown scale"
+        assert threshold.meaning, f"{rid}: every threshold says what it means"
 
 
 @pytest.mark.parametrize("rid", list_recipes())
@@ -130,21 +134,27 @@ def test_readme_recipe_table_lists_the_recipe(rid):
 def test_recipe_smoke_run_writes_every_artefact(rid, tmp_path):
     """`--scale smoke` end to end, in this process (the CLI path is tested once in test_cli.py):
     one results row per cell, the cells' plain checkpoints, the figure, the report, the events."""
-    from recipes.core import runlog
+    from recipes.core import runfolder
     from recipes.core.engine import expand_grid, run_recipe
 
     recipe = get_recipe(rid)
     run_dir, verdict = run_recipe(recipe, "smoke", runs_dir=str(tmp_path), argv=["test", rid])
     cells = expand_grid(recipe.scales["smoke"])
-    rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+    folder = runfolder.RunFolder(run_dir)
+    rows = folder.rows()
     assert len(rows) == len(cells) and {r["scale"] for r in rows} == {"smoke"}
+    assert all(row.get(recipe.metric) not in (None, "") for row in rows), \
+        f"{rid}: its metric column {recipe.metric!r} is missing or empty in the smoke rows"
     assert verdict.verdict in ("holds", "does not hold", "inconclusive")
+    frozen = folder.frozen_verdict()
+    assert frozen["verdict"] == verdict.verdict and frozen["cells"] == len(rows)
+    assert frozen["thresholds"] == recipe.thresholds.values("smoke") and len(frozen["check_sha256"]) == 64
     with open(os.path.join(run_dir, "figure.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     with open(os.path.join(run_dir, "report.md"), encoding="utf-8") as f:
         report = f.read()
     assert f"**Measured here:** {verdict.verdict}." in report and recipe.claim in report
-    events, _ = runlog.read_events(os.path.join(run_dir, "events.jsonl"))
+    events = folder.events().events
     kinds = [e["event"] for e in events]
     assert kinds[0] == "run_start" and kinds[-1] == "run_end" and events[-1]["status"] == "finished"
     assert kinds.count("cell_end") == len(cells)

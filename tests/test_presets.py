@@ -195,7 +195,7 @@ def test_every_shipped_preset_loads_on_every_backend_without_the_project(tmp_pat
 def _fake_run(tmp_path):
     """A run folder with one finished cell, as the engine writes it."""
     import zoo
-    from recipes.core import runlog
+    from recipes.core import runfolder
     from recipes.core.train import export_plain
 
     run_dir = tmp_path / "runs" / "convmixer-mixing" / "smoke-digits-seed0"
@@ -204,9 +204,9 @@ def _fake_run(tmp_path):
     model = zoo.create_model("convmixer", width=16, depth=1, kernel_size=3, patch_size=1, num_classes=10,
                              input_shape=(8, 8, 1), mode="chans")
     export_plain(model, str(run_dir / "cells" / cell / "model.keras"))
-    runlog.atomic_write_json(str(run_dir / "run.json"), {"recipe": "convmixer-mixing", "scale": "smoke",
+    runfolder.atomic_write_json(str(run_dir / "run.json"), {"recipe": "convmixer-mixing", "scale": "smoke",
                                                          "dataset": "digits", "backend": "x", "seed": 0})
-    runlog.append_result(str(run_dir / "results.csv"), {"cell": cell, "mode": "chans", "depth": 1, "seed": 0,
+    runfolder.RunFolder(str(run_dir)).append_row( {"cell": cell, "mode": "chans", "depth": 1, "seed": 0,
                                                         "dataset": "digits", "test_accuracy": 0.875})
     return run_dir, cell, model.count_params()
 

@@ -6,7 +6,7 @@ import pytest
 
 import zoo
 from recipes.core import data
-from recipes.paper_a.convmixer_mixing import CLOSE, FAR, RECIPE, check
+from recipes.paper_a.convmixer_mixing import RECIPE, check
 from recipes.core.engine import expand_grid
 from recipes.core.train import make_optimizer
 
@@ -80,7 +80,8 @@ def test_check_does_not_hold_when_space_matches_chans():
 
 
 def test_check_does_not_hold_when_chans_far_below_full():
-    v = check(rows({(2, "full"): 0.70, (2, "chans"): 0.70 - CLOSE - 0.05, (2, "space"): 0.40}))
+    close = RECIPE.thresholds.at("cpu").close
+    v = check(rows({(2, "full"): 0.70, (2, "chans"): 0.70 - close - 0.05, (2, "space"): 0.40}))
     assert v.verdict == "does not hold"
 
 
@@ -89,4 +90,5 @@ def test_check_inconclusive_within_spread_or_at_ceiling():
     assert noisy.verdict == "inconclusive"
     ceiling = check(rows({(2, "full"): 0.995, (2, "chans"): 0.995, (2, "space"): 0.993}, spread=0.001))
     assert ceiling.verdict == "inconclusive" and "ceiling" in ceiling.summary
-    assert FAR > CLOSE
+    t = RECIPE.thresholds.at("cpu")
+    assert t.far > t.close

@@ -160,11 +160,11 @@ def test_attack_subset_is_fixed_spread_over_classes_and_part_of_the_split():
 def test_adversarial_smoke_run_attacks_the_subset_and_never_beats_its_clean_accuracy(tmp_path):
     import os
 
-    from recipes.core import runlog
+    from recipes.core import runfolder
     from recipes.core.engine import run_recipe
 
     run_dir, _ = run_recipe(adversarial_resnets.RECIPE, "smoke", runs_dir=str(tmp_path), argv=["test"])
-    rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+    rows = runfolder.read_results(os.path.join(run_dir, "results.csv"))
     assert len(rows) == 4
     for row in rows:
         assert int(float(row["attack_examples"])) == 180  # the smoke budget's subset of the 360 digits

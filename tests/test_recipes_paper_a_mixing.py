@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import zoo
-from recipes.core import data, runlog
+from recipes.core import data, runfolder
 from recipes.core.engine import expand_grid, run_recipe
 from recipes.core.train import make_optimizer
 from recipes.paper_a import compute_cost, convmixer_mixing, resnet_mixing, static_filters, wide_resnets
@@ -27,7 +27,7 @@ RECIPES = {"resnet-mixing": resnet_mixing, "static-filters": static_filters, "wi
 def test_smoke_run(rid, tmp_path):
     recipe = RECIPES[rid].RECIPE
     run_dir, verdict = run_recipe(recipe, "smoke", runs_dir=str(tmp_path), argv=["test", rid])
-    rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+    rows = runfolder.read_results(os.path.join(run_dir, "results.csv"))
     assert len(rows) == len(expand_grid(recipe.scales["smoke"]))
     for name in ("figure.png", "report.md"):
         assert os.path.getsize(os.path.join(run_dir, name)) > 0

@@ -11,6 +11,7 @@ import pytest
 
 from recipes.core.receptive_field import (receptive_fields, vgg16_last_layer_rf, vgg16_layers,
                                           vgg16_receptive_fields)
+from recipes.core import claims
 from recipes.core.registry import get_recipe
 from recipes.paper_b import _common as c
 
@@ -115,21 +116,6 @@ def test_transfer_weights_moves_every_weighted_layer(shuffled_vgg):
     gap = zoo.create_model("vgg16", **config, spatial_method="gap_fc", k=2)
     with pytest.raises(ValueError, match="no counterpart"):
         c.transfer_weights(clean, gap)
-
-
-# --------------------------------------------------------------------------- shared verdict rules
-
-
-def test_drop_and_above_verdicts():
-    assert c.drop_verdict((0.60, 0.01, 2), (0.59, 0.01, 2)) == "holds"
-    assert c.drop_verdict((0.60, 0.01, 2), (0.50, 0.01, 2)) == "does not hold"
-    assert c.drop_verdict((0.60, 0.05, 2), (0.55, 0.05, 2)) == "inconclusive"
-    assert c.above_verdict((0.60, 0.01, 2), (0.50, 0.01, 2)) == "holds"
-    assert c.above_verdict((0.50, 0.01, 2), (0.60, 0.01, 2)) == "does not hold"
-    assert c.above_verdict((0.52, 0.05, 2), (0.50, 0.05, 2)) == "inconclusive"
-    assert c.combine(["holds", "inconclusive"]) == "inconclusive"
-    assert c.combine(["holds", "does not hold", "inconclusive"]) == "does not hold"
-    assert c.combine([]) == "inconclusive"
 
 
 # --------------------------------------------------------------------------- checks, one recipe each
@@ -458,5 +444,5 @@ def test_a_baseline_at_chance_has_nothing_to_lose():
 
     assert verdict("spatial-ablation", rows(0.072, 0.071)).verdict == "inconclusive"
     assert verdict("spatial-ablation", rows(0.40, 0.395)).verdict == "holds"  # the same rows, learned
-    assert c.drop_verdict((0.072, 0.001, 2), (0.071, 0.001, 2), chance=1 / 14) == "inconclusive"
-    assert c.drop_verdict((0.40, 0.01, 2), (0.395, 0.01, 2), chance=1 / 14) == "holds"
+    assert claims.within((0.072, 0.001, 2), (0.071, 0.001, 2), 0.02, chance=1 / 14) == "inconclusive"
+    assert claims.within((0.40, 0.01, 2), (0.395, 0.01, 2), 0.02, chance=1 / 14) == "holds"

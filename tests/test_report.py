@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from recipes.core import runlog
+from recipes.core import runfolder
 from recipes.core.engine import run_recipe
 from recipes.core.registry import get_recipe, list_recipes
 from recipes.core.reproduction import HEADER, NOT_RUN, reproduction_table
@@ -68,9 +68,9 @@ def test_report_of_an_empty_runs_dir_and_a_killed_run(tmp_path):
 
     run_dir = tmp_path / "static-filters" / "cpu-textures-seed0"
     run_dir.mkdir(parents=True)
-    runlog.atomic_write_json(str(run_dir / "run.json"), {"recipe": "static-filters", "scale": "cpu",
+    runfolder.atomic_write_json(str(run_dir / "run.json"), {"recipe": "static-filters", "scale": "cpu",
                                                          "dataset": "textures", "seed": 0, "backend": "torch"})
-    log = runlog.EventLog(str(run_dir / "events.jsonl"))
+    log = runfolder.EventLog(str(run_dir / "events.jsonl"))
     log.emit("run_start", recipe="static-filters", scale="cpu", cells_total=10, cells_done=0)
     row = dict(zip(HEADER, table_rows(reproduction_table(str(tmp_path)))["`static-filters`"]))
     assert row["cells"] == "0/10 (running or killed)" and row["verdict"].startswith(NOT_RUN)

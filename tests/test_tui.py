@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from recipes.core import registry, runlog
+from recipes.core import registry, runfolder
 from tui import app as tui_app
 from tui import device as device_mod
 from tui import runs as runs_mod
@@ -181,7 +181,7 @@ def test_start_smoke_run_by_keys_and_browse_results(tmp_path):
             await pilot.pause(1)
             assert app.current_mode == "results"
             screen = app.screen
-            on_disk = runlog.read_results(os.path.join(run_dir, "results.csv"))
+            on_disk = runfolder.read_results(os.path.join(run_dir, "results.csv"))
             results = screen.query_one("#results-table")
             assert results.row_count == len(on_disk) == SMOKE_CELLS
             shown = {cells(results, row.key)[0] for row in results.ordered_rows}
@@ -205,7 +205,7 @@ def test_start_smoke_run_by_keys_and_browse_results(tmp_path):
             assert cells(results, results.ordered_rows[0].key)[1] == "chans"
             await pilot.press("e")                               # export what is shown
             await pilot.pause()
-            exported = runlog.read_results(app.last_export)
+            exported = runfolder.read_results(app.last_export)
             assert [r["cell"] for r in exported] == [r["cell"] for r in on_disk if r["mode"] == "chans"]
             await pilot.press("escape")
             await pilot.pause()
@@ -268,7 +268,7 @@ def test_cancel_then_resume_a_real_run(tmp_path):
     events_path = os.path.join(run_dir, "events.jsonl")
 
     def events():
-        return runlog.read_events(events_path)[0]
+        return runfolder.read_events(events_path)[0]
 
     async def body():
         app = make_app(runs_dir, tmp_path)
@@ -330,7 +330,7 @@ def test_failing_runs_show_failed_and_their_error(tmp_path):
             paper_dir = app.store.launches[1].run_dir
             await wait_for(pilot, lambda: all(getattr(view_of(app, d), "state", "") == "failed"
                                               for d in (run_dir, paper_dir)), RUN_TIMEOUT, "both to fail")
-            logged = [e for e in runlog.read_events(os.path.join(run_dir, "events.jsonl"))[0] if e["event"] == "error"]
+            logged = [e for e in runfolder.read_events(os.path.join(run_dir, "events.jsonl"))[0] if e["event"] == "error"]
             assert logged and view_of(app, run_dir).error == logged[-1]["message"]
             screen = app.screen
             table = screen.query_one("#runs")
@@ -355,7 +355,7 @@ def write_run(runs_dir, name, accuracies, status="finished", verdict="does not h
     os.makedirs(os.path.join(run_dir, "cells"), exist_ok=True)
     scale, dataset, _ = name.split("-")
     modes = ("full", "chans", "space")
-    runlog.atomic_write_json(os.path.join(run_dir, "run.json"), {
+    runfolder.atomic_write_json(os.path.join(run_dir, "run.json"), {
         "recipe": recipe, "scale": scale, "dataset": dataset, "seed": 0, "backend": "torch",
         "command": f"spatialmix run {recipe} --scale {scale}",
         "invocations": [{"argv": ["spatialmix", "run", recipe, "--scale", scale]}]})
@@ -374,7 +374,7 @@ def write_run(runs_dir, name, accuracies, status="finished", verdict="does not h
                           "samples_per_s": 500.0 + i, "seconds": 1.0})
         lines.append({"event": "cell_end", "time": t, "cell": cell, "index": i, "cells_total": 3,
                       "metrics": {"test_accuracy": acc}, "wall_s": 4.0})
-        runlog.append_result(os.path.join(run_dir, "results.csv"),
+        runfolder.RunFolder(run_dir).append_row(
                              {"cell": cell, "mode": mode, "depth": 1, "seed": 0, "dataset": dataset, "scale": scale,
                               "backend": "torch", "test_accuracy": acc, "test_loss": 2.3 - acc})
     lines.append({"event": "run_end", "time": t + 1, "status": status, "cells_done": 3, "cells_total": 3,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from recipes.core import runlog
+from recipes.core import runfolder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = ["tune", "convmixer", "--mode", "chans", "--scale", "smoke", "--max-trials", "2", "--epochs", "1",
@@ -32,7 +32,7 @@ def _run_dir(runs):
 
 
 def _events(run_dir):
-    return runlog.read_events(os.path.join(run_dir, "events.jsonl"))[0]
+    return runfolder.read_events(os.path.join(run_dir, "events.jsonl"))[0]
 
 
 def test_user_errors_are_one_line_and_write_nothing(tmp_path):
@@ -69,11 +69,11 @@ def test_two_trial_search_writes_rows_and_best_model_and_resumes_after_kill(tmp_
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert [r["cell"] for r in runlog.read_results(os.path.join(run_dir, "results.csv"))] == ["trial=0"]
+    assert [r["cell"] for r in runfolder.read_results(os.path.join(run_dir, "results.csv"))] == ["trial=0"]
 
     out = _spatialmix([*SMOKE, "--runs-dir", runs], REPO)
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+    rows = runfolder.read_results(os.path.join(run_dir, "results.csv"))
     assert [r["cell"] for r in rows] == ["trial=0", "trial=1"]
     assert all(r["status"] == "completed" and r["mode"] == "chans" and float(r["test_accuracy"]) > 0 for r in rows)
     assert all(r[k] for r in rows for k in ("width", "depth", "kernel_size", "patch_size", "params_trainable"))
@@ -121,7 +121,7 @@ def test_chief_and_two_workers_on_loopback_finish_a_search(tmp_path):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
-    rows = runlog.read_results(os.path.join(_run_dir(runs), "results.csv"))
+    rows = runfolder.read_results(os.path.join(_run_dir(runs), "results.csv"))
     assert sorted(r["cell"] for r in rows) == ["trial=0", "trial=1"]
     assert {r["tuner_id"] for r in rows} <= {"tuner0", "tuner1"} and all(r["status"] == "completed" for r in rows)
     assert "best configuration" in outputs["chief"][0]

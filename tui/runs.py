@@ -1,18 +1,14 @@
 """The TUI's view of run folders: found on disk, followed incrementally, started and stopped
 through `spatialmix run` subprocesses. No Textual here, and no Keras.
 
-A run folder is `<runs-dir>/<recipe>/<scale>-<dataset>-seed<N>/` (recipes.core.engine). This
-module reads what the engine wrote and computes nothing about the experiment: the verdict is
-the line the report already holds, the state is what the event log says (with the lock's
-holder for a run that has not ended yet).
+Every file is read through recipes.core.runfolder. This module computes nothing about the
+experiment: the verdict is the one frozen in verdict.json when the run finished, the state
+is what the event log says (with the lock's holder for a run that has not ended yet).
 """
 
 import csv
 import dataclasses
-import glob
-import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -20,32 +16,13 @@ import sys
 import tempfile
 import time
 
-from recipes.core import runlog
+from recipes.core import runfolder
 
 STATES = ("starting", "running", "finished", "failed", "interrupted", "no events")
-VERDICT_RE = re.compile(r"^\*\*Measured here:\*\*\s*(.+?)\.(\s|$)", re.MULTILINE)
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 # ---------------------------------------------------------------- reading the files
-
-def read_verdict(report_path):
-    """The measured verdict of a report.md ('holds', 'does not hold', 'inconclusive'), or None."""
-    try:
-        with open(report_path, encoding="utf-8") as f:
-            match = VERDICT_RE.search(f.read())
-    except OSError:
-        return None
-    return match.group(1).strip() if match else None
-
-
-def read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
 
 def read_table(path):
     """(columns, rows as lists of str) of a CSV file; ([], []) if there is none."""
@@ -58,47 +35,13 @@ def read_table(path):
         return [], []
 
 
-def lock_holder(run_dir):
-    """The pid of the live `spatialmix run` holding this folder's lock, or None.
-
-    The engine writes its pid into `.lock` while it holds an flock on it. The file stays
-    after the run, so the pid must also be alive and still a spatialmix process.
-    """
-    try:
-        with open(os.path.join(run_dir, ".lock"), encoding="utf-8") as f:
-            pid = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        return None
-    if pid <= 0 or not pid_alive(pid):
-        return None
-    return pid
+def frozen_verdict(run_dir):
+    """The run's frozen verdict ('holds', 'does not hold', 'inconclusive'), or None."""
+    record = runfolder.RunFolder(run_dir).frozen_verdict()
+    return record.get("verdict") if record else None
 
 
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            if f.read().rsplit(")", 1)[-1].split()[0] == "Z":  # a zombie: it has exited
-                return False
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().replace(b"\0", b" ")
-        return b"spatialmix" in cmdline or b"recipes.cli" in cmdline
-    except OSError:
-        return sys.platform != "linux"  # no /proc: trust kill(0)
-
-
-def find_run_dirs(runs_dir):
-    """Every `<runs-dir>/<recipe>/<run>/` folder, sorted (empty folders included)."""
-    found = []
-    for path in glob.glob(os.path.join(glob.escape(runs_dir), "*", "*")):
-        if os.path.isdir(path) and not os.path.basename(path).startswith("."):
-            found.append(os.path.abspath(path))
-    return sorted(found)
+find_run_dirs = runfolder.find_run_dirs
 
 
 # ---------------------------------------------------------------- one run, followed
@@ -121,8 +64,8 @@ class RunFollower:
     """Follows one run folder: reads events.jsonl from the last offset on each `update()`."""
 
     def __init__(self, run_dir):
-        self.run_dir = os.path.abspath(run_dir)
-        self.events_path = os.path.join(self.run_dir, "events.jsonl")
+        self.folder = runfolder.RunFolder(run_dir)
+        self.run_dir = self.folder.path
         self.offset = 0
         self.bad_lines = 0
         self.reset()
@@ -142,15 +85,13 @@ class RunFollower:
     def update(self):
         """Read the events appended since the last call. Returns how many were read."""
         try:
-            events, self.offset = read_events_tolerant(self.events_path, self.offset)
+            events, self.offset, bad = self.folder.events(self.offset)
         except OSError:
             return 0
+        self.bad_lines += bad
         for event in events:
-            if event is None:
-                self.bad_lines += 1
-            else:
-                self._apply(event)
-        return len(events)
+            self._apply(event)
+        return len(events) + bad
 
     def _apply(self, e):
         kind = e.get("event")
@@ -205,10 +146,10 @@ class RunFollower:
 
     def snapshot(self, now=None):
         """A `RunView` of what is known now (a copy: safe to hand to another thread)."""
-        meta = read_json(os.path.join(self.run_dir, "run.json")) or {}
+        meta = self.folder.meta() or {}
         info = {**{k: meta.get(k) for k in ("recipe", "scale", "dataset", "backend", "seed")},
                 **{k: v for k, v in self.meta.items() if v is not None}}
-        pid = lock_holder(self.run_dir)
+        pid = self.folder.lock_holder()
         if self.run_end is not None:
             state = self.run_end.get("status") or "failed"
         elif pid is not None:
@@ -230,8 +171,8 @@ class RunFollower:
             curves={cid: _copy_curve(c) for cid, c in self.cells.items()},
             argv=_last_argv(meta) or self.meta.get("argv"),
             command=meta.get("command"),
-            verdict=read_verdict(os.path.join(self.run_dir, "report.md")),
-            has_results=os.path.exists(os.path.join(self.run_dir, "results.csv")),
+            verdict=frozen_verdict(self.run_dir),
+            has_results=os.path.exists(self.folder.results_path),
             updated=self.last_time, bad_lines=self.bad_lines,
         )
         if current is not None and state == "running":
@@ -268,28 +209,6 @@ def _eta(follower, current):
     total = follower.cells_total or 0
     later = max(total - follower.cells_done - 1, 0)
     return cell_left, cell_left + later * current.epochs * per_epoch
-
-
-def read_events_tolerant(path, start=0):
-    """`runlog.read_events`, except that a line that is not JSON gives None instead of
-    raising (a log damaged by hand or a full disk must not stop the viewer)."""
-    try:
-        return runlog.read_events(path, start)
-    except ValueError:
-        pass
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read()
-    end = data.rfind(b"\n") + 1
-    events = []
-    for line in data[:end].splitlines():
-        if line.strip():
-            try:
-                event = json.loads(line)
-                events.append(event if isinstance(event, dict) else None)
-            except ValueError:
-                events.append(None)
-    return events, start + end
 
 
 @dataclasses.dataclass
@@ -445,8 +364,8 @@ def cancel_run(pid):
 
 
 def expected_run_dir(runs_dir, recipe, scale_name, dataset, seed):
-    """Where `spatialmix run` will put this run (recipes.core.engine.run_dir_for, by name)."""
-    return os.path.abspath(os.path.join(runs_dir, recipe, f"{scale_name}-{dataset.replace('/', '_')}-seed{seed}"))
+    """Where `spatialmix run` will put this run."""
+    return os.path.abspath(runfolder.run_dir_for(runs_dir, recipe, scale_name, dataset, seed))
 
 
 # ---------------------------------------------------------------- every run under a runs dir
@@ -516,14 +435,14 @@ class RunStore:
 
 
 def latest_verdicts(runs_dir, recipe_id):
-    """{scale: verdict} from the newest report.md of `recipe_id` at each scale."""
+    """{scale: frozen verdict} of the newest finished run of `recipe_id` at each scale."""
     newest = {}
-    for report in glob.glob(os.path.join(glob.escape(runs_dir), recipe_id, "*", "report.md")):
-        scale = os.path.basename(os.path.dirname(report)).split("-", 1)[0]
-        try:
-            mtime = os.path.getmtime(report)
-        except OSError:
+    for folder, meta in runfolder.recipe_folders(runs_dir, recipe_id):
+        record = folder.frozen_verdict()
+        if not record:
             continue
-        if scale not in newest or mtime > newest[scale][0]:
-            newest[scale] = (mtime, report)
-    return {scale: read_verdict(path) for scale, (_, path) in newest.items()}
+        scale = meta.get("scale") or record.get("scale")
+        stamp = os.path.getmtime(folder.verdict_path) if os.path.exists(folder.verdict_path) else 0
+        if scale not in newest or stamp > newest[scale][0]:
+            newest[scale] = (stamp, record.get("verdict"))
+    return {scale: verdict for scale, (_, verdict) in newest.items()}

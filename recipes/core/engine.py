@@ -1,33 +1,22 @@
 """The engine every recipe runs on: grid -> cells -> run_cell -> results rows -> figure/report.
 
-A run folder (`<runs-dir>/<recipe>/<scale>-<dataset>-seed<N>/`):
-    run.json       command, versions, backend, git commit (one entry per invocation)
-    events.jsonl   append-only event log (schema: recipes.runlog)
-    results.csv    one row per finished cell, written atomically
-    cells/<id>/    the cell's epoch checkpoint while it trains, then its plain `model.keras`
-    figure.png     drawn from results.csv
-    report.md      the measured claim beside the paper's
-The same command again skips finished cells and resumes an interrupted one from its
-last finished epoch.
+`run_recipe` runs (or resumes) every cell of a recipe at one scale into one run folder
+(its layout and files: recipes.core.runfolder). The same command again skips finished
+cells and resumes an interrupted one from its last finished epoch. When the last cell is
+done it draws the figure, judges the claim, freezes the verdict in verdict.json and
+writes report.md.
 """
 
 import dataclasses
-import fcntl
-import glob
 import itertools
-import json
 import os
-import platform
-import subprocess
-import tempfile
 import time
 import typing
 
-from recipes.core import runlog
+from recipes.core import claims, runfolder
 from recipes.core.choices import SCALES
 from recipes.perf import speed
 from zoo.errors import SpatialmixError, check, check_choice
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,24 +48,15 @@ class Recipe:
     metric: str                      # the results column the claim is about
     scales: dict                     # scale name -> Scale
     run_cell: callable               # (cell: Cell) -> dict of metrics
-    figure: callable                 # (rows: list[dict], path, cell_scale) -> None
-    check: callable                  # (rows) -> Verdict
+    figure: callable                 # (rows: list[dict], path, meta) -> None
+    check: callable                  # (rows, thresholds at the run's scale) -> claims.Finding
+    thresholds: claims.Thresholds = claims.NO_THRESHOLDS   # what the check judges by, declared once
     reference: str = ""              # where the paper-scale hyper-parameters come from
-
-
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    verdict: str                     # "holds" | "does not hold" | "inconclusive"
-    summary: str                     # one paragraph with the numbers
-    table: str = ""                  # markdown table of the arms
-
-    def __post_init__(self):
-        assert self.verdict in ("holds", "does not hold", "inconclusive"), self.verdict
 
 
 class RunResult(typing.NamedTuple):
     run_dir: str
-    verdict: Verdict
+    finding: claims.Finding
 
 
 @dataclasses.dataclass
@@ -104,6 +84,11 @@ class Cell:
     def model(self):
         return self.scale.model_for(self.dataset)
 
+    @property
+    def model_path(self):
+        """Where the cell's trained, plain checkpoint goes."""
+        return os.path.join(self.dir, runfolder.MODEL)
+
     def report_epoch(self, epoch, metrics, rate, seconds, epochs):
         self.emit("epoch_end", cell=self.id, epoch=epoch, epochs=epochs, metrics=metrics,
                          samples_per_s=rate, seconds=round(seconds, 3))
@@ -130,7 +115,7 @@ def _short(value):
 
 
 def run_dir_for(runs_dir, recipe, scale_name, dataset, seed):
-    return os.path.join(runs_dir, recipe.id, f"{scale_name}-{dataset.replace('/', '_')}-seed{seed}")
+    return runfolder.run_dir_for(runs_dir, recipe.id, scale_name, dataset, seed)
 
 
 def resolve(recipe, scale_name, dataset):
@@ -144,80 +129,24 @@ def resolve(recipe, scale_name, dataset):
     return scale, dataset
 
 
-def check_writable(runs_dir):
-    """Fail early (and create nothing) if the runs dir cannot be created or written."""
-    probe = os.path.abspath(runs_dir)
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    check(os.path.isdir(probe), f"runs dir {runs_dir!r} cannot be created: {probe} is not a directory; "
-                                "pass --runs-dir DIR")
-    try:  # os.access says yes to root even on a read-only filesystem: really try
-        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".spatialmix-probe-"))
-    except OSError as e:
-        raise SpatialmixError(f"runs dir {runs_dir!r} is not writable ({probe}: {e.strerror}); "
-                              "pass --runs-dir DIR") from None
-
-
-def remove_stale_temp_files(run_dir):
-    """A kill -9 during an atomic write can leave its temp file; it was never visible as a result."""
-    for pattern in (".tmp-*", "cells/*/.tmp-*"):
-        for path in glob.glob(os.path.join(run_dir, pattern)):
-            os.unlink(path)
-
-
-class RunLock:
-    """One process per run folder: a second `run` of the same folder fails clearly."""
-
-    def __init__(self, run_dir):
-        self.path = os.path.join(run_dir, ".lock")
-
-    def __enter__(self):
-        self.f = open(self.path, "a+")
-        try:
-            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.f.seek(0)
-            pid = self.f.read().strip() or "?"
-            self.f.close()
-            raise SpatialmixError(f"run folder {os.path.dirname(self.path)} is in use by another run "
-                                  f"(pid {pid}); wait for it or pass another --runs-dir")
-        self.f.seek(0)
-        self.f.truncate()
-        self.f.write(str(os.getpid()))
-        self.f.flush()
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.f, fcntl.LOCK_UN)
-        self.f.close()
-
-
-def git_commit():
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
+check_writable = runfolder.check_writable
 
 
 def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, data_dir=None,
                argv=None, progress=None, distribute=False):
-    """Run (or resume) every cell of `recipe` at `scale_name`; write figure and report.
+    """Run (or resume) every cell of `recipe` at `scale_name`; then figure, verdict and report.
 
     `distribute=True` trains each cell data-parallel over every local device
     (recipes.core.distribute: JAX DataParallel, TensorFlow MirroredStrategy).
-
     `progress(event_dict)` is called with every event (the CLI prints them).
-    Returns RunResult(run_dir, verdict); the figure and report are written once, here. User errors raise SpatialmixError before anything is written.
+    Returns RunResult(run_dir, finding). User errors raise SpatialmixError before anything
+    is written.
     """
     import keras
 
     scale, dataset = resolve(recipe, scale_name, dataset)
     check(isinstance(seed, int) and seed >= 0, f"seed must be an integer >= 0, got {seed!r}")
-    check_writable(runs_dir)
+    runfolder.check_writable(runs_dir)
     # threads (TensorFlow's only before its first op) and the backend's fast ops
     runtime = speed.configure_runtime(fast_ops=speed.fast_ops_wanted())
     if distribute:
@@ -228,52 +157,42 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
     from recipes.core import data
     data.num_examples(dataset, "test", data_dir=data_dir)  # a missing TFDS set fails here, before any file
     backend = keras.backend.backend()
-    run_dir = run_dir_for(runs_dir, recipe, scale_name, dataset, seed)
-    meta_path = os.path.join(run_dir, "run.json")
-    if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
-        check(meta["backend"] == backend,
-              f"run folder {run_dir} was made with backend {meta['backend']}; rerun with --backend "
-              f"{meta['backend']} to resume it, or pass another --runs-dir")
-    os.makedirs(os.path.join(run_dir, "cells"), exist_ok=True)
-    events = runlog.EventLog(os.path.join(run_dir, "events.jsonl"))
+    folder = runfolder.RunFolder(run_dir_for(runs_dir, recipe, scale_name, dataset, seed))
+    folder.check_backend(backend)
+    folder.create()
+    log = folder.event_log(listener=progress)
+    emit = log.emit
 
-    def emit(event, **fields):
-        record = events.emit(event, **fields)
-        if progress:
-            progress(record)
-
-    with RunLock(run_dir):
-        remove_stale_temp_files(run_dir)
-        meta = _update_meta(meta_path, recipe, scale_name, dataset, seed, backend, argv, runtime)
-        results_path = os.path.join(run_dir, "results.csv")
-        done_ids = {row["cell"] for row in runlog.read_results(results_path)}
+    with folder.lock():
+        folder.remove_stale_temp_files()
+        folder.record_invocation(
+            {"recipe": recipe.id, "title": recipe.title, "paper": recipe.paper, "scale": scale_name,
+             "dataset": dataset, "seed": seed, "backend": backend, "command": " ".join(argv) if argv else None},
+            runfolder.invocation(argv, runtime))
+        done_ids = {row["cell"] for row in folder.rows()}
         grid = expand_grid(scale, seed)
         t_run = time.time()
         emit("run_start", recipe=recipe.id, scale=scale_name, dataset=dataset, backend=backend, seed=seed,
              cells_total=len(grid), cells_done=len(done_ids & {cell_id(c, s) for c, s in grid}),
-             run_dir=os.path.abspath(run_dir), argv=argv)
+             run_dir=folder.path, argv=argv)
         status, current = "failed", None
         try:
             for index, (config, cell_seed) in enumerate(grid, start=1):
                 cid = cell_id(config, cell_seed)
                 if cid in done_ids:
                     continue
-                cell_dir = os.path.join(run_dir, "cells", _safe(cid))
-                os.makedirs(cell_dir, exist_ok=True)
                 current = Cell(cid, config, cell_seed, index, len(grid), recipe, scale_name, scale, dataset,
-                               data_dir, cell_dir, emit)
+                               data_dir, folder.cell_dir(cid, create=True), emit)
                 metrics = _run_one(current, emit, distribute)
                 row = {"cell": cid, **config, "seed": cell_seed, "dataset": dataset, "scale": scale_name,
                        "backend": backend, **metrics}
-                runlog.append_result(results_path, row)
-                for leftover in _resume_checkpoints(cell_dir):
+                folder.append_row(row)
+                for leftover in _resume_checkpoints(current.dir):
                     os.unlink(leftover)
                 emit("cell_end", cell=cid, index=index, cells_total=len(grid), metrics=metrics,
                      wall_s=metrics.get("wall_s"))
             current = None
-            verdict = write_outputs(recipe, run_dir)
+            finding = write_outputs(recipe, folder.path, freeze=True)
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -286,10 +205,9 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
                  kind="internal")
             raise
         finally:
-            done = len(runlog.read_results(results_path))
-            emit("run_end", status=status, cells_done=done, cells_total=len(grid),
+            emit("run_end", status=status, cells_done=len(folder.rows()), cells_total=len(grid),
                  wall_s=round(time.time() - t_run, 2))
-    return RunResult(run_dir, verdict)
+    return RunResult(folder.path, finding)
 
 
 def _run_one(cell, emit, distribute=False):
@@ -316,44 +234,30 @@ def _resume_checkpoints(cell_dir):
     return checkpoints(cell_dir)
 
 
-def _safe(text):
-    return "".join(ch if ch.isalnum() or ch in "=-_.," else "_" for ch in text)
-
-
-def _update_meta(path, recipe, scale_name, dataset, seed, backend, argv, runtime=None):
-    meta = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            meta = json.load(f)
-    invocation = {"argv": argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
-                  "versions": runlog.versions(), "git_commit": git_commit(), "host": platform.node(),
-                  "runtime": runtime}
-    meta.update({"recipe": recipe.id, "title": recipe.title, "paper": recipe.paper, "scale": scale_name,
-                 "dataset": dataset, "seed": seed, "backend": backend,
-                 "command": " ".join(argv) if argv else None})
-    meta.setdefault("invocations", []).append(invocation)
-    runlog.atomic_write_json(path, meta)
-    return meta
-
-
-def write_outputs(recipe, run_dir):
-    """figure.png and report.md from results.csv (also callable on a finished folder)."""
-    rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
-    with open(os.path.join(run_dir, "run.json")) as f:
-        meta = json.load(f)
+def write_outputs(recipe, run_dir, freeze=False):
+    """figure.png and report.md from results.csv; with `freeze`, the verdict of these rows is
+    frozen in verdict.json (a finished run; kept as it is when the rows are the same).
+    Returns the finding the report shows."""
+    folder = runfolder.RunFolder(run_dir)
+    rows, meta = folder.rows(), folder.meta()
     scale = recipe.scales[meta["scale"]]
-    tmp_fig = os.path.join(run_dir, ".tmp-figure.png")
-    recipe.figure(rows, tmp_fig, meta)
-    os.replace(tmp_fig, os.path.join(run_dir, "figure.png"))
-    verdict = recipe.check(rows)
-    runlog.atomic_write_text(os.path.join(run_dir, "report.md"), render_report(recipe, scale, meta, rows, verdict))
-    return verdict
+    folder.write_figure(lambda path: recipe.figure(rows, path, meta))
+    finding = claims.judge(recipe, meta["scale"], rows)
+    frozen = folder.frozen_verdict()
+    if freeze and (frozen is None or frozen.get("cells") != len(rows)):
+        frozen = claims.verdict_record(recipe, meta["scale"], rows, finding)
+        frozen["git_commit"] = runfolder.git_commit()
+        folder.write_verdict(frozen)
+    folder.write_report(render_report(recipe, scale, meta, rows, finding, frozen))
+    return claims.Finding(frozen["verdict"], frozen["summary"], frozen["table"]) if frozen else finding
 
 
-def render_report(recipe, scale, meta, rows, verdict):
+def render_report(recipe, scale, meta, rows, finding, frozen=None):
+    """report.md: the paper's claim beside the frozen verdict (and today's, if it differs)."""
     budget = ", ".join(f"{k} {v}" for k, v in scale.budget_for(meta["dataset"]).items())
     model = ", ".join(f"{k}={v}" for k, v in scale.model_for(meta["dataset"]).items())
     seeds = sorted({int(r["seed"]) for r in rows})
+    shown = claims.Finding(frozen["verdict"], frozen["summary"], frozen["table"]) if frozen else finding
     lines = [
         f"# {recipe.id}: {recipe.title}",
         "",
@@ -362,12 +266,17 @@ def render_report(recipe, scale, meta, rows, verdict):
         "",
         f"**The paper's claim:** {recipe.claim}",
         "",
-        f"**Measured here:** {verdict.verdict}. {verdict.summary}",
+        f"**Measured here:** {shown.verdict}. {shown.summary}",
         "",
-        verdict.table,
-        "",
-        f"Model: {model or 'see the grid'}. Budget: {budget}.",
+        shown.table,
     ]
+    if frozen and str(finding.verdict) != frozen["verdict"]:
+        why = "; ".join(claims.differences(frozen, recipe, meta["scale"], rows)) or "unknown"
+        lines += ["", f"**Today's check says:** {finding.verdict} ({why}). {finding.summary}"]
+    if frozen:
+        lines += ["", f"Verdict frozen {frozen.get('frozen', '?')} (verdict.json), judged by: "
+                      + ", ".join(f"{k} {v}" for k, v in frozen.get("thresholds", {}).items()) + "."]
+    lines += ["", f"Model: {model or 'see the grid'}. Budget: {budget}."]
     if scale.note:
         lines += ["", scale.note]
     if recipe.reference:
@@ -375,4 +284,3 @@ def render_report(recipe, scale, meta, rows, verdict):
     lines += ["", "Spread is the sample standard deviation over seeds. Each cell's numbers are in "
                   "results.csv; the run's events are in events.jsonl.", ""]
     return "\n".join(lines)
-

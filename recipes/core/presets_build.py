@@ -28,8 +28,8 @@ import zipfile
 
 import numpy as np
 
-from recipes.core import runlog
-from recipes.core.engine import Recipe, Scale, Verdict, _safe, cell_id
+from recipes.core import claims, runfolder
+from recipes.core.engine import Recipe, Scale, cell_id
 from zoo.errors import SpatialmixError, check
 
 RECIPE_ID = "zoo-presets"
@@ -113,9 +113,9 @@ def _full_config(spec, seed):
     return config
 
 
-def _check(rows):
+def _check(rows, thresholds):
     done = ", ".join(f"{r['preset']} {_metric_text(r)}" for r in rows)
-    return Verdict("inconclusive", f"presets are models, not a claim: {len(rows)} made ({done}).")
+    return claims.Finding(claims.INCONCLUSIVE, f"presets are models, not a claim: {len(rows)} made ({done}).")
 
 
 def _metric_text(row):
@@ -224,7 +224,7 @@ def train_unshuffler(cell, model_config, family="convmixer"):
     if family != "convmixer":
         raise SpatialmixError(f"the unshuffle task trains with the convmixer schedule, not {family!r}")
     metrics = unshuffle.train_unshuffler(cell, model_config, permutation_seed=PERMUTATION_SEED)
-    model = keras.models.load_model(os.path.join(cell.dir, "model.keras"), compile=False)
+    model = keras.models.load_model(os.path.join(cell.dir, runfolder.MODEL), compile=False)
     x_test, _ = data.load_arrays(cell.dataset, "test")
     x_test = np.asarray(x_test, np.float64)
     perm = unshuffle.permutation(x_test.shape[1], x_test.shape[2], PERMUTATION_SEED)
@@ -247,15 +247,14 @@ def export_cell(run_dir, cell, dest, name=None):
     from zoo import presets
     from zoo.registry import list_models, model_defaults
 
-    meta_path = os.path.join(run_dir, "run.json")
-    check(os.path.isfile(meta_path), f"{run_dir} is not a run folder (no run.json)")
-    with open(meta_path) as f:
-        meta = json.load(f)
-    rows = {r["cell"]: r for r in runlog.read_results(os.path.join(run_dir, "results.csv"))}
+    folder = runfolder.RunFolder(run_dir)
+    meta = folder.meta()
+    check(meta is not None, f"{run_dir} is not a run folder (no readable run.json)")
+    rows = {r["cell"]: r for r in folder.rows()}
     check(cell in rows, f"cell {cell!r} has no results row in {run_dir}; finished cells: "
                         f"{'; '.join(rows) or 'none'}")
     row = rows[cell]
-    source = os.path.join(run_dir, "cells", _safe(cell), "model.keras")
+    source = folder.cell_model(cell)
     check(os.path.isfile(source), f"cell {cell!r} of {run_dir} has no model.keras")
     try:
         model = keras.models.load_model(source, safe_mode=True, compile=False)

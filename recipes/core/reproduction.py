@@ -6,56 +6,55 @@
 Each row gives the paper's figure and claim, then one entry per run folder of the recipe
 found under `<runs-dir>/<recipe id>/` (ordered smoke, cpu, paper): where it ran (scale ·
 dataset · backend), how many cells have results out of the grid (and the run's state if
-it is not finished), the seeds, our numbers, and the verdict of the recipe's own `check`
-on the rows there are. A recipe with no run folder shows "not run", never a blank.
+it is not finished), the seeds, our numbers, and the verdict: the one frozen when the run
+finished (verdict.json), beside today's check where that says something else, with the
+reason (a threshold, the check's code, or the rows changed). A run still going shows
+today's check on the rows so far. A recipe with no run folder shows "not run", never a
+blank.
 
 It is generic over the recipe registry: a recipe added later gets its row by existing.
 Our numbers are the recipe module's `headline(rows)` if it defines one, else the mean ±
 spread over seeds of the recipe's metric for every grid point (seeds pooled).
 """
 
-import glob
 import importlib
-import json
-import os
 
-from recipes.core import claims, runlog
+from recipes.core import claims, runfolder
 from recipes.core.choices import SCALES
 
 NOT_RUN = "not run"
 
 
 def run_folders(runs_dir, recipe_id):
-    """The run folders of `recipe_id` under `runs_dir` (those with a run.json), smoke → cpu → paper."""
-    found = []
-    for meta_path in glob.glob(os.path.join(runs_dir, recipe_id, "*", "run.json")):
-        try:
-            with open(meta_path) as f:
-                meta = json.load(f)
-        except (OSError, json.JSONDecodeError):
-            continue
-        found.append((os.path.dirname(meta_path), meta))
+    """The run folders of `recipe_id` under `runs_dir` (those with a run.json), smoke → cpu → paper:
+    [(RunFolder, meta)]."""
     order = {s: i for i, s in enumerate(SCALES)}
-    return sorted(found, key=lambda m: (order.get(m[1].get("scale"), len(order)), m[0]))
+    found = runfolder.recipe_folders(runs_dir, recipe_id)
+    return sorted(found, key=lambda m: (order.get(m[1].get("scale"), len(order)), m[0].path))
 
 
-def run_state(run_dir, recipe, meta):
-    """(rows, cells_total, state) of one run folder. State is the last run_end's status
-    (finished / interrupted / failed), or "running or killed" when the log has no run_end
-    after its last run_start (a live run, or one stopped by kill -9)."""
+def run_state(folder, recipe, meta):
+    """(rows, cells_total, state) of one run folder; state as `runfolder.last_status`."""
     from recipes.core.engine import expand_grid
 
-    rows = runlog.read_results(os.path.join(run_dir, "results.csv"))
+    rows = folder.rows()
     scale = recipe.scales.get(meta.get("scale"))
     total = len(expand_grid(scale, meta.get("seed", 0))) if scale else len(rows)
-    events, _ = runlog.read_events(os.path.join(run_dir, "events.jsonl"))
-    state = "not started"
-    for e in events:
-        if e.get("event") == "run_start":
-            state = "running or killed"
-        elif e.get("event") == "run_end":
-            state = e.get("status", "?")
-    return rows, total, state
+    return rows, total, folder.status()
+
+
+def verdict_text(recipe, folder, meta, rows):
+    """The verdict a run folder shows: the frozen one (verdict.json) and, where today's check
+    says something else, both, with why. A run that has not finished shows today's check on
+    the rows so far; a finished run from before frozen verdicts says it is not frozen."""
+    current = claims.judge(recipe, meta["scale"], rows).verdict
+    frozen = folder.frozen_verdict()
+    if frozen is None:
+        return f"{current} (not frozen)"
+    if frozen["verdict"] == str(current):
+        return frozen["verdict"]
+    why = "; ".join(claims.differences(frozen, recipe, meta["scale"], rows)) or "unknown"
+    return f"{frozen['verdict']} (frozen); today's check: {current} ({why})"
 
 
 def default_headline(recipe, rows):
@@ -92,13 +91,13 @@ def headline(recipe, rows):
 def recipe_row(recipe, runs_dir):
     """The table row of one recipe: [claim, paper, the paper's claim, run, cells, seeds, ours, verdict]."""
     entries = []
-    for run_dir, meta in run_folders(runs_dir, recipe.id):
-        rows, total, state = run_state(run_dir, recipe, meta)
+    for folder, meta in run_folders(runs_dir, recipe.id):
+        rows, total, state = run_state(folder, recipe, meta)
         where = f"{meta.get('scale', '?')} · {meta.get('dataset', '?')} · {meta.get('backend', '?')}"
         cells = f"{len(rows)}/{total}" + ("" if state == "finished" and len(rows) >= total else f" ({state})")
         seeds = ", ".join(str(s) for s in sorted({int(r["seed"]) for r in rows})) or "–"
         if rows:
-            verdict = recipe.check(rows).verdict
+            verdict = verdict_text(recipe, folder, meta, rows)
             ours = headline(recipe, rows)
             if len(rows) < total:
                 verdict += f" (so far, {len(rows)}/{total} cells)"
@@ -118,6 +117,8 @@ HEADER = ["claim", "paper", "the paper's claim", "run (scale · data · backend)
 def reproduction_table(runs_dir):
     """The reproduction table (markdown) of every registered recipe, from `runs_dir`."""
     from recipes.core.registry import get_recipe, list_recipes
+
+    runfolder.check_runs_dir(runs_dir)
 
     rows = [recipe_row(get_recipe(rid), runs_dir) for rid in list_recipes()]
     body = claims.markdown_table(HEADER, [[_cell(c) for c in r] for r in rows])

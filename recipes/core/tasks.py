@@ -1,6 +1,5 @@
 """What a cell does, for the common kinds of experiment: train a zoo classifier and test it."""
 
-import os
 from types import SimpleNamespace
 
 import keras
@@ -83,7 +82,7 @@ def train_classifier(cell, model_name, model_config, family, validate=True, buil
     model, _ = fit_resumable(build, compile_model, train, test if validate else None, epochs, budget.get("steps_per_epoch"),
                              cell.dir, on_epoch=on_epoch, samples_per_epoch=steps * batch)
     test_metrics = evaluate(model, test)
-    export_plain(model, os.path.join(cell.dir, "model.keras"))
+    export_plain(model, cell.model_path)
     counts = _param_counts(model)
     timing = {}
     if not validate and seconds_per_epoch:

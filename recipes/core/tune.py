@@ -28,18 +28,15 @@ to the same results.csv under a file lock.
 """
 
 import contextlib
-import fcntl
-import json
 import os
-import platform
 import shutil
 import time
 
 import numpy as np
 
-from recipes.core import runlog
+from recipes.core import runfolder
 from recipes.core.choices import MODES
-from zoo.errors import SpatialmixError, check, check_choice
+from zoo.errors import check, check_choice
 
 TUNERS = ("random", "hyperband", "bayesian")
 CAPS = ("total", "trainable")
@@ -70,10 +67,6 @@ def search_space(family, scale):
     return space
 
 
-def run_dir_for(runs_dir, family, scale, dataset, mode, tuner):
-    return os.path.join(runs_dir, f"tune-{family}", f"{scale}-{dataset}-{mode}-{tuner}")
-
-
 def validate(family, mode, dataset, tuner, scale, max_trials, max_params, cap):
     """Every user error, before Keras loads. Returns the dataset to use."""
     from recipes.core import data
@@ -99,39 +92,6 @@ def validate(family, mode, dataset, tuner, scale, max_trials, max_params, cap):
     return dataset
 
 
-class _Folder:
-    """The run folder's writers, safe for several worker processes at once."""
-
-    def __init__(self, run_dir, progress=None, tuner_id=None):
-        self.dir = run_dir
-        self.results = os.path.join(run_dir, "results.csv")
-        self.events = runlog.EventLog(os.path.join(run_dir, "events.jsonl"))
-        self.progress = progress
-        self.tuner_id = tuner_id
-
-    def emit(self, event, **fields):
-        record = self.events.emit(event, **fields)
-        if self.progress:
-            self.progress(record)
-        return record
-
-    @contextlib.contextmanager
-    def locked(self):
-        with open(os.path.join(self.dir, ".results.lock"), "a+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-
-    def add_row(self, row):
-        with self.locked():
-            if any(r["cell"] == row["cell"] for r in runlog.read_results(self.results)):
-                return False
-            runlog.append_result(self.results, row)
-            return True
-
-
 def _holdout(y, seed):
     """Stratified, seeded split of indices into (train, validation)."""
     rng = np.random.default_rng([seed, 7])
@@ -154,12 +114,11 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
 
     import zoo
     from recipes.core import data
-    from recipes.core.engine import RunLock, check_writable, git_commit
     from recipes.core.train import export_plain, make_optimizer
     from recipes.perf import speed
 
     dataset = validate(family, mode, dataset, tuner, scale, max_trials, max_params, cap)
-    check_writable(runs_dir)
+    runfolder.check_writable(runs_dir)
     runtime = speed.configure_runtime(fast_ops=speed.fast_ops_wanted())
     tf = data._tf()
     backend = keras.backend.backend()
@@ -169,17 +128,13 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
     space = search_space(family, scale)
     sched = schedule_family(family)
     spec = data.dataset_spec(dataset)
-    run_dir = run_dir_for(runs_dir, family, scale, dataset, mode, tuner)
+    folder = runfolder.RunFolder(runfolder.tune_dir_for(runs_dir, family, scale, dataset, mode, tuner))
+    run_dir = folder.path
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID")
     distributed = "KERASTUNER_ORACLE_IP" in os.environ
     is_chief = distributed and "chief" in (tuner_id or "")
-    os.makedirs(os.path.join(run_dir, "cells"), exist_ok=True)
-    meta_path = os.path.join(run_dir, "run.json")
-    if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            old = json.load(f)
-        check(old["backend"] == backend, f"tune folder {run_dir} was made with backend {old['backend']}; rerun with "
-                                         f"--backend {old['backend']} to resume it, or pass another --runs-dir")
+    folder.create()
+    folder.check_backend(backend, what="tune folder")
 
     x, y = (np.asarray(a) for a in data.load_arrays(dataset, "train"))
     x_test, y_test = (np.asarray(a) for a in data.load_arrays(dataset, "test"))
@@ -215,7 +170,7 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
                           metrics=["accuracy"], **speed.compile_kwargs())
             return model
 
-    folder = _Folder(run_dir, progress, tuner_id)
+    log = folder.event_log(listener=progress)
 
     class EpochEvents(keras.callbacks.Callback):
         def __init__(self, cell):
@@ -227,7 +182,7 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
 
         def on_epoch_end(self, epoch, logs=None):
             seconds = time.perf_counter() - self.t0
-            folder.emit("epoch_end", cell=self.cell, epoch=epoch + 1, epochs=self.params.get("epochs", epochs),
+            log.emit("epoch_end", cell=self.cell, epoch=epoch + 1, epochs=self.params.get("epochs", epochs),
                         metrics={k: float(v) for k, v in (logs or {}).items()},
                         samples_per_s=round(len(idx_train) / seconds, 1), seconds=round(seconds, 3))
 
@@ -237,7 +192,7 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
             self._t0 = time.time()
-            folder.emit("cell_start", cell=_cell(trial), index=int(trial.trial_id) + 1, cells_total=max_trials,
+            log.emit("cell_start", cell=_cell(trial), index=int(trial.trial_id) + 1, cells_total=max_trials,
                         config=dict(trial.hyperparameters.values), epochs=epochs, resumed_from_epoch=0,
                         tuner_id=self.tuner_id)
 
@@ -254,9 +209,8 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
             self.hypermodel.fit(hp, model, *args, **kwargs)
             val = model.evaluate(val_ds, verbose=0, return_dict=True)
             test = model.evaluate(test_ds, verbose=0, return_dict=True)
-            cell_dir = os.path.join(run_dir, "cells", _cell(trial))
-            os.makedirs(cell_dir, exist_ok=True)
-            export_plain(model, os.path.join(cell_dir, "model.keras"))
+            folder.cell_dir(_cell(trial), create=True)
+            export_plain(model, folder.cell_model(_cell(trial)))
             counts = zoo.count_params(model)
             trial_metrics = {"val_accuracy": float(val["accuracy"]), "val_loss": float(val["loss"])}
             self._row = {
@@ -281,8 +235,8 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
                     **{k: v for k, v in values.items() if k.startswith("tuner/")},
                     **row, "wall_s": round(time.time() - self._t0, 2)}
             super().on_trial_end(trial)  # the oracle records the trial first: a crash after it reruns nothing
-            folder.add_row(full)
-            folder.emit("cell_end", cell=_cell(trial), index=int(trial.trial_id) + 1, cells_total=max_trials,
+            folder.append_row(full)
+            log.emit("cell_end", cell=_cell(trial), index=int(trial.trial_id) + 1, cells_total=max_trials,
                         metrics={k: v for k, v in row.items() if k != "message"}, wall_s=full["wall_s"])
 
     objective = kt.Objective("val_accuracy", direction="max")
@@ -297,10 +251,10 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
         cls, extra = kt.Hyperband, {"max_epochs": max(2, epochs), "factor": 3, "hyperband_iterations": 1}
     Tuner = type(f"RunFolder{cls.__name__}", (RunFolderMixin, cls), {})
 
-    lock = contextlib.nullcontext() if distributed else RunLock(run_dir)
+    lock = contextlib.nullcontext() if distributed else folder.lock()
     with lock:
-        _write_meta(meta_path, family, mode, scale, dataset, tuner, seed, backend, max_trials, max_params, cap,
-                    space, epochs, argv, runtime, git_commit())
+        _write_meta(folder, family, mode, scale, dataset, tuner, seed, backend, max_trials, max_params, cap,
+                    space, epochs, argv, runtime)
         search = Tuner(**common, **extra)
         if not distributed or is_chief:  # the process that owns the oracle (a worker's is a client)
             if tuner == "hyperband":  # Hyperband counts brackets, not trials: cap it at max_trials
@@ -315,9 +269,9 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
                 return None
 
             search.oracle._random_values = capped_draw
-        done = len(runlog.read_results(folder.results))
-        folder.emit("run_start", recipe=f"tune-{family}", scale=scale, dataset=dataset, backend=backend, seed=seed,
-                    cells_total=max_trials, cells_done=done, run_dir=os.path.abspath(run_dir), argv=argv,
+        done = len(folder.rows())
+        log.emit("run_start", recipe=f"tune-{family}", scale=scale, dataset=dataset, backend=backend, seed=seed,
+                    cells_total=max_trials, cells_done=done, run_dir=run_dir, argv=argv,
                     tuner=tuner, mode=mode, tuner_id=tuner_id)
         t_run, status = time.time(), "failed"
         try:
@@ -327,54 +281,47 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
             status = "interrupted"
             raise
         except Exception as e:
-            folder.emit("error", message=f"{type(e).__name__}: {e}", cell=None, kind="internal")
+            log.emit("error", message=f"{type(e).__name__}: {e}", cell=None, kind="internal")
             raise
         finally:
-            rows = runlog.read_results(folder.results)
-            folder.emit("run_end", status=status, cells_done=len(rows), cells_total=max_trials,
+            rows = folder.rows()
+            log.emit("run_end", status=status, cells_done=len(rows), cells_total=max_trials,
                         wall_s=round(time.time() - t_run, 2))
         if distributed and not is_chief:
             return run_dir, None
-        return run_dir, _save_best(search, run_dir, space)
+        return run_dir, _save_best(search, folder, space)
 
 
-def _save_best(search, run_dir, space):
-    rows = {r["trial"]: r for r in runlog.read_results(os.path.join(run_dir, "results.csv"))}
+def _save_best(search, folder, space):
+    rows = {r["trial"]: r for r in folder.rows()}
     for trial in search.oracle.get_best_trials(len(rows) or 1):
         row = rows.get(trial.trial_id)
-        source = os.path.join(run_dir, "cells", _cell(trial), "model.keras")
+        source = folder.cell_model(_cell(trial))
         if row is None or row.get("status") != "completed" or not os.path.exists(source):
             continue
-        tmp = os.path.join(run_dir, ".tmp-best_model.keras")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, os.path.join(run_dir, "best_model.keras"))
+        best_model = folder.file(runfolder.BEST_MODEL)
+        shutil.copyfile(source, runfolder.temp_path(best_model))
+        os.replace(runfolder.temp_path(best_model), best_model)
         best = {"trial": trial.trial_id, "config": {k: _num(row[k]) for k in space},
                 "val_accuracy": float(row["val_accuracy"]), "test_accuracy": float(row["test_accuracy"]),
                 "params_total": int(row["params_total"]), "params_trainable": int(row["params_trainable"]),
-                "model": os.path.join(run_dir, "best_model.keras")}
-        runlog.atomic_write_json(os.path.join(run_dir, "best.json"), best)
+                "model": best_model}
+        runfolder.atomic_write_json(folder.file(runfolder.BEST_JSON), best)
         return best
     return None
 
 
-def _write_meta(path, family, mode, scale, dataset, tuner, seed, backend, max_trials, max_params, cap, space,
-                epochs, argv, runtime, commit):
-    meta = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            meta = json.load(f)
-    if "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "chief") and meta:
+def _write_meta(folder, family, mode, scale, dataset, tuner, seed, backend, max_trials, max_params, cap, space,
+                epochs, argv, runtime):
+    if "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "chief") and folder.meta():
         return  # a distributed worker: the chief (or the first process) owns run.json
-    meta.update({"kind": "tune", "recipe": f"tune-{family}", "title": f"KerasTuner search over {family} ({mode})",
-                 "model": family, "mode": mode, "scale": scale, "dataset": dataset, "tuner": tuner, "seed": seed,
-                 "backend": backend, "max_trials": max_trials, "max_params": max_params, "cap": cap,
-                 "space": space, "epochs": epochs, "objective": "val_accuracy (held-out 20% of train)",
-                 "command": " ".join(argv) if argv else None})
-    meta.setdefault("invocations", []).append(
-        {"argv": argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
-         "versions": runlog.versions(), "git_commit": commit, "host": platform.node(), "runtime": runtime,
-         "tuner_id": os.environ.get("KERASTUNER_TUNER_ID")})
-    runlog.atomic_write_json(path, meta)
+    folder.record_invocation(
+        {"kind": "tune", "recipe": f"tune-{family}", "title": f"KerasTuner search over {family} ({mode})",
+         "model": family, "mode": mode, "scale": scale, "dataset": dataset, "tuner": tuner, "seed": seed,
+         "backend": backend, "max_trials": max_trials, "max_params": max_params, "cap": cap,
+         "space": space, "epochs": epochs, "objective": "val_accuracy (held-out 20% of train)",
+         "command": " ".join(argv) if argv else None},
+        runfolder.invocation(argv, runtime, tuner_id=os.environ.get("KERASTUNER_TUNER_ID")))
 
 
 def _cell(trial):

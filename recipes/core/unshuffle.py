@@ -112,7 +112,7 @@ def train_unshuffler(cell, model_config, *, permutation_seed, data_options=None,
 
     model, _ = fit_resumable(build, compile_model, train, None, epochs, budget.get("steps_per_epoch"), cell.dir,
                              on_epoch=on_epoch, samples_per_epoch=steps * batch)
-    export_plain(model, os.path.join(cell.dir, "model.keras"))
+    export_plain(model, cell.model_path)
 
     scores, baseline, squared, count, kept = [], [], 0.0, 0, None
     for x_in, x in test.as_numpy_iterator():

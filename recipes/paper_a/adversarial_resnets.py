@@ -22,20 +22,24 @@ How the cpu scale was chosen (before its first run, not changed after):
   patches. Its one run on a quiet host took 679 s, over the 10-minute limit (training 478
   s, attacks 168 s), so training went to resnet-mixing's 3 epochs and the attacks to 700
   images (~200 s saved). The grid, ε and thresholds are unchanged.
-- Thresholds: "more robust" is chans − full ≥ MARGIN in accuracy under attack, beyond the
-  seed spread; "the gap disappears" is |chans − full| ≤ CLOSE under adversarial training
+- Thresholds: "more robust" is chans − full ≥ margin = 2 pts in accuracy under attack, beyond the
+  seed spread; "the gap disappears" is |chans − full| ≤ close = 3 pts under adversarial training
   and smaller than the standard-training gap.
 
 Runbook:
     spatialmix run adversarial-resnets                 # cpu scale, 8 cells
     spatialmix run adversarial-resnets --scale paper --data-dir ~/tensorflow_datasets
-    measured: README.md, "adversarial-resnets at cpu scale".
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 
-MARGIN, CLOSE = 0.02, 0.03
+THRESHOLDS = claims.Thresholds(
+    margin=claims.Threshold(0.02, "chans more robust: chans − full accuracy under attack at least this, beyond "
+                                  "the seed spread"),
+    close=claims.Threshold(0.03, "the gap disappears with adversarial training: |chans − full| at most this "
+                                 "and below the standard-training gap"),
+)
 CLAIM_EPS255 = 1                       # paper A: ε = 1/255 (also the adversarial-training ε)
 EPS255 = {"smoke": (1, 8), "cpu": (1, 2, 4), "paper": (1, 2, 4)}
 TRAININGS = ("standard", "fgsm")
@@ -94,11 +98,11 @@ def _clean_column(rows):
     return "test_accuracy"
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     from recipes.core.attacks_task import eps_column
 
     if not rows:
-        return Verdict("inconclusive", "no finished cells yet.")
+        return claims.Finding(claims.INCONCLUSIVE, "no finished cells yet.")
     depths = sorted({r["depth"] for r in rows}, key=int)
     subset = _clean_column(rows) == "attacked_clean_accuracy"
     clean = claims.arms(rows, _clean_column(rows), ("depth", "mode", "training"))
@@ -116,18 +120,15 @@ def check(rows):
                 continue
             full, chans = std
             gap = chans[0] - full[0]
-            if not claims.separated(chans, full):
-                robust = "inconclusive"
-            else:
-                robust = "holds" if gap >= MARGIN else "does not hold"
+            robust = claims.beats(chans, full, t.margin)
             verdicts.append(robust)
             note = f"depth {d}, {label}: chans − full {100 * gap:+.1f} pts under standard training (more robust: {robust})"
             if adv:
                 adv_gap = adv[1][0] - adv[0][0]
-                if abs(adv_gap) <= CLOSE and abs(adv_gap) < abs(gap):
-                    closes = "holds"
+                if abs(adv_gap) <= t.close and abs(adv_gap) < abs(gap):
+                    closes = claims.HOLDS
                 else:
-                    closes = "does not hold" if claims.separated(*adv) else "inconclusive"
+                    closes = claims.DOES_NOT_HOLD if claims.separated(*adv) else claims.INCONCLUSIVE
                 verdicts.append(closes)
                 note += f", {100 * adv_gap:+.1f} pts with FGSM training (gap disappears: {closes})"
             notes.append(note)
@@ -137,14 +138,12 @@ def check(rows):
         header[3:5] = ["clean full (attacked images)", "clean chans (attacked images)"]
     md = claims.markdown_table(header, table)
     if not verdicts:
-        return Verdict("inconclusive", "needs full and chans cells under standard training.", md)
-    overall = ("does not hold" if "does not hold" in verdicts
-               else "holds" if all(v == "holds" for v in verdicts) else "inconclusive")
+        return claims.Finding(claims.INCONCLUSIVE, "needs full and chans cells under standard training.", md)
     summary = (f"Accuracy under attack at ε = {CLAIM_EPS255}/255, mean ± spread over seeds. More robust means "
-               f"chans − full ≥ {100 * MARGIN:.0f} pts beyond the seed spread; the gap disappears means "
-               f"|chans − full| ≤ {100 * CLOSE:.0f} pts with FGSM adversarial training and below the standard gap. "
+               f"chans − full ≥ {100 * t.margin:.0f} pts beyond the seed spread; the gap disappears means "
+               f"|chans − full| ≤ {100 * t.close:.0f} pts with FGSM adversarial training and below the standard gap. "
                + "; ".join(notes) + ".")
-    return Verdict(overall, summary, md)
+    return claims.Finding(claims.combine(verdicts), summary, md)
 
 
 def figure(rows, path, meta):
@@ -209,6 +208,7 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference="He et al. 2016b (SGD, momentum 0.9, wd 1e-4, batch 128, lr 0.1 /10 at 32k and 48k of 64k "
               "iterations); FGSM/PGD as cleverhans; adversarial training: FGSM on the training batches (§4.3.1).",
 )

@@ -25,7 +25,7 @@ How the cpu scale was chosen (written before its first run, not changed after):
   limit, 540 s of it in the ResNet cells, so the ResNet epoch was cut to 16 steps (~270 s
   saved). The ConvMixer cells, grid, seeds and thresholds are unchanged.
 - Thresholds: (a) holds when full − frozen exceeds the two arms' combined seed spread and
-  is at least MIN_SAVING = 5 % of full's time ("significantly longer"); it does not hold when
+  is at least min_saving = 5 % of full's time ("significantly longer"); it does not hold when
   separated but smaller (or negative). (b) and (c) hold when the ordering is beyond the
   combined spread, and do not hold when the reverse ordering is. Otherwise inconclusive.
   The recipe's verdict holds if every check holds and does not hold if any does not.
@@ -33,20 +33,19 @@ How the cpu scale was chosen (written before its first run, not changed after):
   depth) run back to back (mode is the last grid axis), and the spread over seeds is what
   separates arms.
 
-Runbook:
     spatialmix run compute-cost                        # cpu scale, 24 cells, 2 seeds
-    measured: see README.md "compute-cost at cpu scale", which also sets the ConvMixer
-    claims beside `spatialmix bench`'s step timings.
 """
 
-import math
 
 from recipes.core import claims
 from recipes.core.choices import MODES
-from recipes.core.engine import Recipe, Scale, Verdict
-from recipes.paper_a import convmixer_mixing, resnet_mixing
+from recipes.core.engine import Recipe, Scale
+from recipes.paper_a import _common
 
-MIN_SAVING = 0.05
+THRESHOLDS = claims.Thresholds(
+    min_saving=claims.Threshold(0.05, "a frozen mode trains faster: full − frozen at least this fraction of "
+                                      "full's time per epoch, beyond the seed spread", unit="%"),
+)
 MODELS = ("sep_resnet", "convmixer")
 LABELS = {"sep_resnet": "separable ResNet", "convmixer": "ConvMixer"}
 COLOURS = {"full": "tab:blue", "chans": "tab:red", "space": "tab:green"}
@@ -60,13 +59,13 @@ def _models(resnet, convmixer):
 SCALES = {
     "smoke": Scale(
         dataset="digits", grid={"model": list(MODELS), "depth": [1], "mode": list(MODES)}, seeds=(0,),
-        model=_models(resnet_mixing.SMOKE_MODEL, convmixer_mixing.SCALES["smoke"].model),
+        model=_models(_common.RESNET_SMOKE_MODEL, _common.CONVMIXER_SMOKE_MODEL),
         budget={"epochs": 2, "steps_per_epoch": 2, "batch_size": 32, "lr": 0.01, "weight_decay": 1e-4},
         datasets=("textures",),
     ),
     "cpu": Scale(
         dataset="textures", grid={"model": list(MODELS), "depth": [1, 2], "mode": list(MODES)}, seeds=(0, 1),
-        model=_models(resnet_mixing.CPU_MODEL, convmixer_mixing.SCALES["cpu"].model),
+        model=_models(_common.RESNET_CPU_MODEL, _common.CONVMIXER_CPU_MODEL),
         budget={"epochs": 3, "batch_size": 128, "lr": {"sep_resnet": 0.1, "convmixer": 0.01},
                 "weight_decay": {"sep_resnet": 1e-4, "convmixer": 0.01},
                 "steps_per_epoch": {"sep_resnet": 16, "convmixer": None}},
@@ -78,7 +77,7 @@ SCALES = {
     ),
     "paper": Scale(
         dataset="cifar10", grid={"model": list(MODELS), "depth": [2, 4, 8], "mode": list(MODES)}, seeds=(0,),
-        model=_models(resnet_mixing.PAPER_MODEL, convmixer_mixing.SCALES["paper"].model),
+        model=_models(_common.RESNET_PAPER_MODEL, _common.CONVMIXER_PAPER_MODEL),
         budget={"epochs": 3, "batch_size": 128, "lr": {"sep_resnet": 0.1, "convmixer": 0.01},
                 "weight_decay": {"sep_resnet": 1e-4, "convmixer": 0.01}, "augment": True},
         datasets=("cifar100",),
@@ -121,32 +120,28 @@ def _for_model(cell, name):
     return _ModelCell(cell, name)
 
 
-def _saving_verdict(full, frozen):
-    saving = full[0] - frozen[0]
-    if not claims.separated(full, frozen):
-        return "inconclusive", saving
-    return ("holds" if saving >= MIN_SAVING * full[0] else "does not hold"), saving
+def _saving_verdict(full, frozen, t):
+    """full − frozen ≥ min_saving × full, beyond the seed spread."""
+    return claims.beats(full, frozen, t.min_saving * full[0]), full[0] - frozen[0]
 
 
 def _order_verdict(lower, higher):
-    """'holds' if lower < higher beyond the combined spread, 'does not hold' if the reverse."""
-    if not claims.separated(lower, higher):
-        return "inconclusive"
-    return "holds" if lower[0] < higher[0] else "does not hold"
+    """holds if lower < higher beyond the combined spread, does not hold if the reverse."""
+    return claims.beats(higher, lower)
 
 
-def check(rows):
-    t = claims.arms(rows, "train_s_per_epoch", ("model", "depth", "mode"))
+def check(rows, t=THRESHOLDS.at()):
+    times = claims.arms(rows, "train_s_per_epoch", ("model", "depth", "mode"))
     r = claims.arms(rows, "us_per_param", ("model", "depth", "mode"))
     table, notes, verdicts = [], [], []
     for model in MODELS:
-        for depth in sorted({int(d) for m, d, _ in t if m == model}):
-            arm = {mode: t.get((model, str(depth), mode)) for mode in MODES}
+        for depth in sorted({int(d) for m, d, _ in times if m == model}):
+            arm = {mode: times.get((model, str(depth), mode)) for mode in MODES}
             per = {mode: r.get((model, str(depth), mode)) for mode in MODES}
             if None in arm.values() or None in per.values():
                 continue
-            a_chans, s_chans = _saving_verdict(arm["full"], arm["chans"])
-            a_space, s_space = _saving_verdict(arm["full"], arm["space"])
+            a_chans, s_chans = _saving_verdict(arm["full"], arm["chans"], t)
+            a_space, s_space = _saving_verdict(arm["full"], arm["space"], t)
             b = _order_verdict(per["chans"], per["full"])
             found = [a_chans, a_space, b]
             line = (f"{LABELS[model]} depth {depth}: full−chans {s_chans:+.2f} s ({a_chans}), full−space "
@@ -161,16 +156,14 @@ def check(rows):
             table.append([LABELS[model], depth, *(f"{arm[m][0]:.2f} ± {arm[m][1]:.2f}" for m in MODES),
                           *(f"{per[m][0]:.2f}" for m in MODES), arm["full"][2]])
     if not verdicts:
-        return Verdict("inconclusive", "no (model, depth) has all three modes finished yet.")
-    overall = ("does not hold" if "does not hold" in verdicts
-               else "holds" if all(v == "holds" for v in verdicts) else "inconclusive")
+        return claims.Finding(claims.INCONCLUSIVE, "no (model, depth) has all three modes finished yet.")
     backends = sorted({row.get("backend", "?") for row in rows})
     summary = (f"Training seconds per epoch (mean ± spread over seeds) on backend {', '.join(backends)}; "
-               f"'faster' needs a saving beyond the seed spread and ≥ {100 * MIN_SAVING:.0f} % of full. "
+               f"'faster' needs a saving beyond the seed spread and ≥ {100 * t.min_saving:.0f} % of full. "
                + "; ".join(notes) + ".")
     header = ["model", "depth", "s/epoch full", "s/epoch chans", "s/epoch space",
               "µs/param full", "µs/param chans", "µs/param space", "seeds"]
-    return Verdict(overall, summary, claims.markdown_table(header, table))
+    return claims.Finding(claims.combine(verdicts), summary, claims.markdown_table(header, table))
 
 
 def figure(rows, path, meta):
@@ -223,6 +216,7 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference="the schedules of resnet-mixing (He et al. 2016b) and convmixer-mixing (locuslab/convmixer-cifar10); "
               "only the time per epoch is the result.",
 )

@@ -16,18 +16,20 @@ How the cpu scale was chosen (before its first run, not changed after):
   convmixer-mixing's 8 so that the filters can move away from their init; the run is two
   cells.
 - Threshold: "covers the low frequencies and skips the high ones" holds if the mean over
-  layers of (learned − random) low-frequency share is ≥ MIN_GAIN beyond the seed spread.
+  layers of (learned − random) low-frequency share is ≥ min_gain = 5 pts beyond the seed spread.
 
 Runbook:
     spatialmix run learned-filters                      # cpu scale, 2 cells
     spatialmix run learned-filters --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-10, k=8
-    measured: README.md, "learned-filters at cpu scale".
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 
-MIN_GAIN = 0.05
+THRESHOLDS = claims.Thresholds(
+    min_gain=claims.Threshold(0.05, "learned filters are smooth: the low-frequency share of the envelope energy, "
+                                    "learned − random, mean over layers, at least this beyond the seed spread"),
+)
 DEPTH = 4
 
 SCALES = {
@@ -96,10 +98,10 @@ def _layers(rows):
     return sorted({int(c.rsplit("_l", 1)[1]) for c in rows[0] if c.startswith("low_share_learned_l")}) if rows else []
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     layers = _layers(rows)
     if not layers:
-        return Verdict("inconclusive", "no finished cells yet.")
+        return claims.Finding(claims.INCONCLUSIVE, "no finished cells yet.")
     table = []
     for i in layers:
         learned = claims.arms(rows, f"low_share_learned_l{i}", ("depth",))
@@ -112,15 +114,15 @@ def check(rows):
     g = gain[key]
     zero = (0.0, 0.0, g[2])
     if g[2] < 2 or not claims.separated(g, zero):
-        verdict = "inconclusive" if g[0] > 0 or g[2] < 2 else "does not hold"
+        verdict = claims.INCONCLUSIVE if g[0] > 0 or g[2] < 2 else claims.DOES_NOT_HOLD
     else:
-        verdict = "holds" if g[0] >= MIN_GAIN else "does not hold"
+        verdict = claims.HOLDS if g[0] >= t.min_gain else claims.DOES_NOT_HOLD
     summary = (f"Low-frequency share of the envelope energy (radius < 0.25 cycles/px; a flat envelope gives "
                f"19.6 %), learned minus random, mean over the {len(layers)} layers: {100 * g[0]:+.1f} ± "
-               f"{100 * g[1]:.1f} pts over {g[2]} seeds (needs ≥ +{100 * MIN_GAIN:.0f} pts beyond the seed spread). "
+               f"{100 * g[1]:.1f} pts over {g[2]} seeds (needs ≥ +{100 * t.min_gain:.0f} pts beyond the seed spread). "
                f"Test accuracy of the trained models: {claims.pct(acc[key])}.")
     header = ["layer", "low-freq share, random (init)", "low-freq share, learned"]
-    return Verdict(verdict, summary, claims.markdown_table(header, table))
+    return claims.Finding(verdict, summary, claims.markdown_table(header, table))
 
 
 def figure(rows, path, meta):
@@ -184,5 +186,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference="locuslab/convmixer-cifar10 schedule (AdamW, batch 512, 25 epochs, wd 0.01, one-cycle lr_max 0.01).",
 )

@@ -28,7 +28,7 @@ How the cpu scale was chosen (before its first run, not changed after):
 - Floor, added after the first patches run and disclosed there (README.md): a comparison
   where neither model's PSNR beats the scrambled input's (the do-nothing baseline) is
   inconclusive, as a classifier at chance is in the Paper B recipes.
-- Threshold: "≈" is full − chans ≤ CLOSE_DB. 1 dB is a 26 % larger MSE; the paper's
+- Threshold: "≈" is full − chans ≤ close = 1 dB. 1 dB is a 26 % larger MSE; the paper's
   figures show chans "slightly" behind full. Beyond that gap and the seed spread: does not
   hold.
 
@@ -36,14 +36,16 @@ Runbook:
     spatialmix run pixel-unshuffle                      # cpu scale on digits, 4 cells
     spatialmix run pixel-unshuffle --dataset patches    # cpu scale on natural 16×16 colour patches
     spatialmix run pixel-unshuffle --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-10; also mnist, fashion_mnist
-    measured: README.md, "pixel-unshuffle at cpu scale".
 """
 
 from recipes.core import claims
 from recipes.core.choices import MODES
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 
-CLOSE_DB = 1.0
+THRESHOLDS = claims.Thresholds(
+    close=claims.Threshold(1.0, "chans ≈ full: full − chans test PSNR at most this; a model no better than its "
+                                "scrambled input has not un-shuffled (inconclusive)", unit="dB"),
+)
 PERMUTATION_SEED = 0
 DATA_OPTIONS = {"patches": {"patch_size": 16, "train_count": 1000}}
 GROUP = ("depth", "width", "kernel_size")
@@ -88,7 +90,7 @@ def _label(key):
     return f"d={d}, w={w}, k={k}"
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     stats = claims.arms(rows, "test_psnr", (*GROUP, "mode"))
     base = claims.arms(rows, "scrambled_psnr", GROUP)
     groups = sorted({key[:3] for key in stats}, key=lambda g: tuple(int(v) for v in g))
@@ -103,11 +105,9 @@ def check(rows):
         scrambled = base.get(g)
         if scrambled and max(full[0], chans[0]) <= scrambled[0]:
             # neither model beats handing back its input: nothing was un-shuffled, nothing to compare
-            v, why = "inconclusive", ", but neither beats the scrambled input"
-        elif gap <= CLOSE_DB:
-            v, why = "holds", ""
+            v, why = claims.INCONCLUSIVE, ", but neither beats the scrambled input"
         else:
-            v, why = ("does not hold" if claims.separated(full, chans) else "inconclusive"), ""
+            v, why = claims.within(full, chans, t.close), ""
         verdicts.append(v)
         notes.append(f"{_label(g)}: full − chans {gap:+.2f} dB{why} ({v})")
         db = lambda a: f"{a[0]:.2f} ± {a[1]:.2f}" if a else "–"  # noqa: E731
@@ -117,14 +117,12 @@ def check(rows):
               "seeds"]
     md = claims.markdown_table(header, table) if table else ""
     if not verdicts:
-        return Verdict("inconclusive", "no model has both full and chans finished yet.", md)
-    overall = ("does not hold" if "does not hold" in verdicts
-               else "holds" if all(v == "holds" for v in verdicts) else "inconclusive")
-    summary = (f"Test PSNR (dB, mean ± spread over seeds). ≈ means full − chans ≤ {CLOSE_DB:g} dB; a larger gap "
+        return claims.Finding(claims.INCONCLUSIVE, "no model has both full and chans finished yet.", md)
+    summary = (f"Test PSNR (dB, mean ± spread over seeds). ≈ means full − chans ≤ {t.close:g} dB; a larger gap "
                "beyond the seed spread does not hold; a model no better than its scrambled input (the PSNR of "
                "giving the input back) has not un-shuffled, and its comparison is inconclusive. "
                + "; ".join(notes) + ".")
-    return Verdict(overall, summary, md)
+    return claims.Finding(claims.combine(verdicts), summary, md)
 
 
 def figure(rows, path, meta):
@@ -214,6 +212,7 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference="paper A §4.4 and App. B (large CIFAR model: d=16, w=512, k=7); training budget not given, the "
               "ConvMixer reference's AdamW one-cycle schedule is used.",
 )

@@ -20,19 +20,22 @@ How the cpu scale was chosen (before its first run, not changed after):
   (CIFAR images ~55/255), so 4/255 is already a large perturbation here. The claim is read
   at the largest ε, as the paper's "+25 %" is.
 - Thresholds: robust accuracy under FGSM at the largest ε must rise by at least
-  ROBUST_GAIN (relative; the paper's number) beyond the seed spread; clean accuracy must
-  stay within CLOSE (convmixer-mixing's "≈").
+  robust_gain = 25 % (relative; the paper's number) beyond the seed spread; clean accuracy
+  must stay within close = 3 pts (convmixer-mixing's "≈").
 
 Runbook:
     spatialmix run smoothed-filters                 # cpu scale, 6 cells
     spatialmix run smoothed-filters --scale paper --data-dir ~/tensorflow_datasets
-    measured: README.md, "smoothed-filters at cpu scale".
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 
-ROBUST_GAIN, CLOSE = 0.25, 0.03
+THRESHOLDS = claims.Thresholds(
+    robust_gain=claims.Threshold(0.25, "smoothing raises robustness: FGSM accuracy at the largest ε, relative "
+                                       "gain of smoothed over random, at least this beyond the seed spread", unit="%"),
+    close=claims.Threshold(0.03, "without hurting clean accuracy: random − smoothed clean accuracy at most this"),
+)
 KINDS = ("random", "smoothed")
 # ε in units of 1/255 per scale; 0 is the clean accuracy
 EPS255 = {"smoke": (0, 8), "cpu": (0, 1, 2, 3, 4), "paper": (0, 1, 2, 3, 4)}
@@ -78,12 +81,12 @@ def _eps_values(rows):
     return sorted({float(c[len("fgsm_eps"):]) for c in rows[0] if c.startswith("fgsm_eps")}) if rows else []
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     from recipes.core.attacks_task import eps_column
 
     eps = _eps_values(rows)
     if not eps:
-        return Verdict("inconclusive", "no finished cells yet.")
+        return claims.Finding(claims.INCONCLUSIVE, "no finished cells yet.")
     top = max(eps)
     clean = claims.arms(rows, "test_accuracy", ("filters",))
     robust = claims.arms(rows, eps_column("fgsm", top), ("filters",))
@@ -98,28 +101,22 @@ def check(rows):
                      + [claims.pct(pgd[(kind,)]), clean[(kind,)][2]])
     md = claims.markdown_table(header, table)
     if ("random",) not in robust or ("smoothed",) not in robust:
-        return Verdict("inconclusive", "needs finished cells for both raw and smoothed filters.", md)
+        return claims.Finding(claims.INCONCLUSIVE, "needs finished cells for both raw and smoothed filters.", md)
     raw, smooth = robust[("random",)], robust[("smoothed",)]
     gain = (smooth[0] - raw[0]) / raw[0] if raw[0] > 0 else (float("inf") if smooth[0] > 0 else 0.0)
     if not claims.separated(smooth, raw):
-        raises = "inconclusive"
+        raises = claims.INCONCLUSIVE
     else:
-        raises = "holds" if gain >= ROBUST_GAIN else "does not hold"
+        raises = claims.HOLDS if gain >= t.robust_gain else claims.DOES_NOT_HOLD
     c_raw, c_smooth = clean[("random",)], clean[("smoothed",)]
     drop = c_raw[0] - c_smooth[0]
-    if claims.at_ceiling(c_raw, c_smooth) or drop <= CLOSE:
-        keeps = "holds"
-    else:
-        keeps = "does not hold" if claims.separated(c_raw, c_smooth) else "inconclusive"
-    parts = (raises, keeps)
-    verdict = ("does not hold" if "does not hold" in parts else "holds" if all(p == "holds" for p in parts)
-               else "inconclusive")
+    keeps = claims.HOLDS if claims.at_ceiling(c_raw, c_smooth) else claims.within(c_raw, c_smooth, t.close)
     summary = (f"FGSM accuracy at the largest ε ({top:g}/255): raw {claims.pct(raw)}, smoothed {claims.pct(smooth)}, "
-               f"relative change {100 * gain:+.0f} % (needs ≥ +{100 * ROBUST_GAIN:.0f} % beyond the seed spread: "
+               f"relative change {100 * gain:+.0f} % (needs ≥ +{100 * t.robust_gain:.0f} % beyond the seed spread: "
                f"{raises}). Clean accuracy: raw {claims.pct(c_raw)}, smoothed {claims.pct(c_smooth)}, "
-               f"change {100 * -drop:+.1f} pts (needs a drop of at most {100 * CLOSE:.0f} pts: {keeps}). "
+               f"change {100 * -drop:+.1f} pts (needs a drop of at most {100 * t.close:.0f} pts: {keeps}). "
                f"PGD-2 at {top:g}/255: raw {claims.pct(pgd[('random',)])}, smoothed {claims.pct(pgd[('smoothed',)])}.")
-    return Verdict(verdict, summary, md)
+    return claims.Finding(claims.combine([raises, keeps]), summary, md)
 
 
 def figure(rows, path, meta):
@@ -163,6 +160,7 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference="locuslab/convmixer-cifar10 schedule (AdamW, batch 512, 25 epochs, wd 0.01, one-cycle lr_max 0.01); "
               "FGSM/PGD as cleverhans (paper A §4.3.1).",
 )

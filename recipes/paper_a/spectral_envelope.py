@@ -20,14 +20,19 @@ envelope's peak), `low_share` / `high_share` (envelope energy inside / outside r
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 
-# Chosen before any run. "Grows": coverage of the largest random bank exceeds that of one
-# filter by at least GROWTH (absolute) beyond the seed spread; "fast": at 8 filters at
-# least FAST_FRACTION of that growth is already there. "Removes the high frequencies": at
-# the largest bank the smoothed envelope's high-frequency energy share is at most
-# HIGH_RATIO times the raw one's, beyond the seed spread.
-GROWTH, FAST_BANK, FAST_FRACTION, HIGH_RATIO = 0.25, 8, 0.5, 0.5
+# Chosen before any run.
+FAST_BANK = 8
+THRESHOLDS = claims.Thresholds(
+    growth=claims.Threshold(0.25, "coverage grows: the largest random bank's coverage minus one filter's, at "
+                                  "least this (absolute), beyond the seed spread"),
+    fast_fraction=claims.Threshold(0.5, f"fast: at {FAST_BANK} filters at least this fraction of that growth is "
+                                        "already there", unit="%"),
+    high_ratio=claims.Threshold(0.5, "smoothing removes the high frequencies: at the largest bank the smoothed "
+                                     "envelope's high-frequency energy share at most this times the raw one's, "
+                                     "beyond the seed spread", unit="×"),
+)
 KINDS = ("random", "smoothed")
 
 SCALES = {
@@ -64,7 +69,7 @@ def run_cell(cell):
     return {k: round(v, 6) for k, v in spectra.summary(kernel).items()}
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     cov = claims.arms(rows, "coverage", ("filters", "bank"))
     high = claims.arms(rows, "high_share", ("filters", "bank"))
     banks = sorted({int(b) for k, b in cov if k == "random"})
@@ -75,35 +80,32 @@ def check(rows):
              for b in banks]
     header = ["bank", "coverage raw", "coverage smoothed", "high-freq share raw", "high-freq share smoothed"]
     if len(banks) < 2 or ("smoothed", str(banks[-1])) not in high:
-        return Verdict("inconclusive", "need at least two random bank sizes and the smoothed largest bank.",
+        return claims.Finding(claims.INCONCLUSIVE, "need at least two random bank sizes and the smoothed largest bank.",
                        claims.markdown_table(header, table) if table else "")
     first, last = cov[("random", str(banks[0]))], cov[("random", str(banks[-1]))]
     growth = last[0] - first[0]
     if not claims.separated(last, first):
-        grows = "inconclusive"
+        grows = claims.INCONCLUSIVE
     else:
-        grows = "holds" if growth >= GROWTH else "does not hold"
+        grows = claims.HOLDS if growth >= t.growth else claims.DOES_NOT_HOLD
     mid_bank = max((b for b in banks if b <= FAST_BANK), default=banks[0])
     mid = cov[("random", str(mid_bank))]
     fast_fraction = (mid[0] - first[0]) / growth if growth > 0 else 0.0
-    fast = "holds" if fast_fraction >= FAST_FRACTION else "does not hold"
+    fast = claims.HOLDS if fast_fraction >= t.fast_fraction else claims.DOES_NOT_HOLD
     raw, smooth = high[("random", str(banks[-1]))], high[("smoothed", str(banks[-1]))]
     ratio = smooth[0] / raw[0] if raw[0] > 0 else float("inf")
     if not claims.separated(raw, smooth):
-        removes = "inconclusive"
+        removes = claims.INCONCLUSIVE
     else:
-        removes = "holds" if ratio <= HIGH_RATIO else "does not hold"
-    parts = (grows, fast, removes)
-    verdict = ("does not hold" if "does not hold" in parts else "holds" if all(p == "holds" for p in parts)
-               else "inconclusive")
+        removes = claims.HOLDS if ratio <= t.high_ratio else claims.DOES_NOT_HOLD
     summary = (f"Coverage (fraction of frequencies within 6 dB of the envelope's peak) of random banks grows "
                f"from {claims.pct(first)} (1 filter) to {claims.pct(last)} ({banks[-1]} filters): "
-               f"+{100 * growth:.1f} pts, needs ≥ {100 * GROWTH:.0f} ({grows}); at {mid_bank} filters "
-               f"{100 * fast_fraction:.0f} % of that growth is there, needs ≥ {100 * FAST_FRACTION:.0f} % "
+               f"+{100 * growth:.1f} pts, needs ≥ {100 * t.growth:.0f} ({grows}); at {mid_bank} filters "
+               f"{100 * fast_fraction:.0f} % of that growth is there, needs ≥ {100 * t.fast_fraction:.0f} % "
                f"({fast}). High-frequency energy share (radius ≥ 0.25 cycles/px) at {banks[-1]} filters: "
-               f"raw {claims.pct(raw)}, smoothed {claims.pct(smooth)}, ratio {ratio:.3f}, needs ≤ {HIGH_RATIO} "
+               f"raw {claims.pct(raw)}, smoothed {claims.pct(smooth)}, ratio {ratio:.3f}, needs ≤ {t.high_ratio} "
                f"({removes}).")
-    return Verdict(verdict, summary, claims.markdown_table(header, table))
+    return claims.Finding(claims.combine([grows, fast, removes]), summary, claims.markdown_table(header, table))
 
 
 def figure(rows, path, meta):
@@ -163,6 +165,7 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference="paper A footnote 1: max over the bank of |FFT| of each filter zero-padded to 512×512, "
               "zero frequency centred.",
 )

@@ -16,20 +16,20 @@ How the cpu scale was chosen (written before its first run, not changed after):
   least FAR = 10 points. The whole chain holds only if every link holds, and does not hold
   if any link does not.
 
-Runbook:
     spatialmix run static-filters                      # cpu scale, 10 cells, 2 seeds
-    measured 2026-11-27, torch: does not hold. Full 43.4 ± 1.0, Different 43.5 ± 1.3, Same 45.4 ± 4.5,
-      Box 32.9 ± 1.6, Identity 25.2 ± 0.1 %: Full > Different and Different > Same within the
-      spread, Same > Box holds, Box ≫ Identity misses the 10-point margin (+7.7). Wall 1445 s
-      at load 14-16 on the shared host. See README.md "static-filters at cpu scale".
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
-from recipes.paper_a.resnet_mixing import (CPU_BUDGET, CPU_MODEL, IMAGENET_OVERRIDE, PAPER_BUDGET, PAPER_MODEL,
-                                           RESNET_REFERENCE, SMOKE_BUDGET, SMOKE_MODEL)
+from recipes.core.engine import Recipe, Scale
+from recipes.paper_a._common import (RESNET_CPU_BUDGET as CPU_BUDGET, RESNET_CPU_MODEL as CPU_MODEL,
+                                     RESNET_IMAGENET as IMAGENET_OVERRIDE, RESNET_PAPER_BUDGET as PAPER_BUDGET,
+                                     RESNET_PAPER_MODEL as PAPER_MODEL, RESNET_REFERENCE,
+                                     RESNET_SMOKE_BUDGET as SMOKE_BUDGET, RESNET_SMOKE_MODEL as SMOKE_MODEL)
 
-FAR = 0.10
+THRESHOLDS = claims.Thresholds(
+    far=claims.Threshold(0.10, "box ≫ identity (catastrophic): box − identity at least this, beyond the seed "
+                               "spread; each '>' link needs its difference beyond the spread"),
+)
 ARMS = ("full", "random", "same", "box", "identity")
 LABELS = {"full": "Full", "random": "Different", "same": "Same", "box": "Box", "identity": "Identity"}
 COLOURS = {"full": "tab:blue", "random": "tab:red", "same": "gold", "box": "tab:green", "identity": "tab:orange"}
@@ -70,34 +70,27 @@ def _train(cell, config, depth, mode, filters):
                             family="resnet")
 
 
-def link_verdict(upper, lower, kind):
-    diff = upper[0] - lower[0]
-    if not claims.separated(upper, lower):
-        return "inconclusive"
-    if kind == "≫":
-        return "holds" if diff >= FAR else "does not hold"
-    return "holds" if diff > 0 else "does not hold"
+def link_verdict(upper, lower, kind, t):
+    return claims.beats(upper, lower, t.far if kind == "≫" else 0.0)
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     stats = {k[0]: v for k, v in claims.arms(rows, "test_accuracy", ("filters",)).items()}
     table = [[LABELS[a], claims.pct(stats[a]), stats[a][2]] for a in ARMS if a in stats]
     if any(a not in stats for a in ARMS):
         missing = ", ".join(a for a in ARMS if a not in stats)
-        return Verdict("inconclusive", f"arms not finished yet: {missing}.",
+        return claims.Finding(claims.INCONCLUSIVE, f"arms not finished yet: {missing}.",
                        claims.markdown_table(["arm", "test accuracy", "seeds"], table) if table else "")
     if claims.at_ceiling(*stats.values()):
-        return Verdict("inconclusive", "all arms at the ceiling.", claims.markdown_table(["arm", "test accuracy", "seeds"], table))
+        return claims.Finding(claims.INCONCLUSIVE, "all arms at the ceiling.", claims.markdown_table(["arm", "test accuracy", "seeds"], table))
     notes, verdicts = [], []
     for upper, lower, kind in LINKS:
-        v = link_verdict(stats[upper], stats[lower], kind)
+        v = link_verdict(stats[upper], stats[lower], kind, t)
         verdicts.append(v)
         notes.append(f"{LABELS[upper]} {kind} {LABELS[lower]}: {v} ({100 * (stats[upper][0] - stats[lower][0]):+.1f} pts)")
-    overall = ("does not hold" if "does not hold" in verdicts
-               else "holds" if all(v == "holds" for v in verdicts) else "inconclusive")
     summary = ("Test accuracy, mean ± spread over seeds. '>' needs the difference beyond the combined seed spread; "
-               f"'≫' also a margin ≥ {100 * FAR:.0f} pts. " + "; ".join(notes) + ".")
-    return Verdict(overall, summary, claims.markdown_table(["arm", "test accuracy", "seeds"], table))
+               f"'≫' also a margin ≥ {100 * t.far:.0f} pts. " + "; ".join(notes) + ".")
+    return claims.Finding(claims.combine(verdicts), summary, claims.markdown_table(["arm", "test accuracy", "seeds"], table))
 
 
 def figure(rows, path, meta):
@@ -133,5 +126,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=RESNET_REFERENCE,
 )

@@ -20,17 +20,18 @@ How the cpu scale was chosen (written before its first run, not changed after):
   Otherwise, or when the narrowest width has no gap beyond its spread (nothing to shrink),
   or every arm sits at the ceiling, it is inconclusive.
 
-Runbook:
     spatialmix run wide-resnets                        # cpu scale, 12 cells, 2 seeds
-    measured: see README.md "wide-resnets at cpu scale".
 """
 
 import math
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
-from recipes.paper_a.resnet_mixing import (CPU_BUDGET, CPU_MODEL, IMAGENET_OVERRIDE, PAPER_BUDGET, PAPER_MODEL,
-                                           RESNET_REFERENCE, SMOKE_BUDGET, SMOKE_MODEL, line_figure)
+from recipes.core.engine import Recipe, Scale
+from recipes.paper_a._common import (RESNET_CPU_BUDGET as CPU_BUDGET, RESNET_CPU_MODEL as CPU_MODEL,
+                                     RESNET_IMAGENET as IMAGENET_OVERRIDE, RESNET_PAPER_BUDGET as PAPER_BUDGET,
+                                     RESNET_PAPER_MODEL as PAPER_MODEL, RESNET_REFERENCE,
+                                     RESNET_SMOKE_BUDGET as SMOKE_BUDGET, RESNET_SMOKE_MODEL as SMOKE_MODEL,
+                                     line_figure)
 
 ARMS = ("full", "chans")
 
@@ -77,29 +78,29 @@ def gaps(rows):
     return out
 
 
-def check(rows):
+def check(rows, t=claims.NO_THRESHOLDS.at()):
     by_width = gaps(rows)
     table = [[f"×{m:g}", claims.pct(g[3]), claims.pct(g[4]), f"{100 * g[0]:+.1f} ± {100 * g[1]:.1f}", g[2]]
              for m, g in by_width.items()]
     tab = claims.markdown_table(["width", "full", "chans", "gap full − chans (pts)", "seeds"], table) if table else ""
     if len(by_width) < 2:
-        return Verdict("inconclusive", "fewer than two widths have both arms finished.", tab)
+        return claims.Finding(claims.INCONCLUSIVE, "fewer than two widths have both arms finished.", tab)
     narrow, wide = by_width[min(by_width)], by_width[max(by_width)]
     if claims.at_ceiling(*(g[3] for g in by_width.values()), *(g[4] for g in by_width.values())):
-        return Verdict("inconclusive", "all arms at the ceiling.", tab)
+        return claims.Finding(claims.INCONCLUSIVE, "all arms at the ceiling.", tab)
     shrink = narrow[0] - wide[0]
     spread = math.hypot(narrow[1], wide[1])
     if narrow[0] <= narrow[1]:
-        verdict, why = "inconclusive", "the narrowest width has no gap beyond its seed spread: nothing to shrink"
+        verdict, why = claims.INCONCLUSIVE, "the narrowest width has no gap beyond its seed spread: nothing to shrink"
     elif abs(shrink) <= spread:
-        verdict, why = "inconclusive", "the change is within the seed spread"
+        verdict, why = claims.INCONCLUSIVE, "the change is within the seed spread"
     else:
-        verdict = "holds" if shrink > 0 else "does not hold"
+        verdict = claims.HOLDS if shrink > 0 else claims.DOES_NOT_HOLD
         why = "the gap shrinks" if shrink > 0 else "the gap grows"
     summary = (f"Test accuracy, mean ± spread over seeds. Gap full − chans at ×{min(by_width):g}: "
                f"{100 * narrow[0]:+.1f} ± {100 * narrow[1]:.1f} pts; at ×{max(by_width):g}: {100 * wide[0]:+.1f} ± "
                f"{100 * wide[1]:.1f} pts; change {100 * -shrink:+.1f} pts (spread {100 * spread:.1f}): {why}.")
-    return Verdict(verdict, summary, tab)
+    return claims.Finding(verdict, summary, tab)
 
 
 def figure(rows, path, meta):

@@ -34,10 +34,19 @@ from recipes.core import claims
 # ---------------------------------------------------------------------------- thresholds
 # "Within 1 point" at paper scale (10k test images). At cpu scale the test split has 1400
 # images: one seed's binomial error at ~50 % is ~1.3 points, so the cpu tolerance is 2 points.
-# One tolerance for all nine recipes, fixed before any run.
-TOL = 0.02
-CLOSE = 0.03       # "≈" (e.g. avg ≈ max down-sampling)
-MARGIN = 0.02      # "far more" / "beats": a gap of at least this, beyond the seed spread
+# One set for all nine recipes, fixed before any run; each recipe declares the ones it uses.
+THRESHOLDS = {
+    "tol": claims.Threshold(0.02, "within: a modified net loses at most this against its baseline (a baseline "
+                                  "within this of chance is inconclusive)"),
+    "close": claims.Threshold(0.03, "≈: two arms differ by at most this"),
+    "margin": claims.Threshold(0.02, "far more / beats: a gap of at least this, beyond the seed spread"),
+}
+
+
+def thresholds(*names):
+    """The recipe's declared thresholds: these of THRESHOLDS."""
+    return claims.Thresholds(**{name: THRESHOLDS[name] for name in names})
+
 
 # ---------------------------------------------------------------------------- data
 CPU_DATA = {"patch_size": 32, "train_per_class": 100}           # 1400 train / 1400 test images
@@ -106,35 +115,7 @@ def train(cell, model_name, config, **kwargs):
     return train_classifier(cell, model_name, config, family="resnet", **kwargs)
 
 
-# ---------------------------------------------------------------------------- checks
-
-
-def drop_verdict(base, arm, tol=TOL, chance=None):
-    """Is `arm` within `tol` of `base` (no more than tol below it)?
-    holds: base − arm ≤ tol; does not hold: base − arm > tol and beyond the seed spread.
-    With `chance` (1 / classes): a baseline within `tol` of chance has nothing to lose, so
-    the claim is inconclusive (the floor's counterpart of claims.at_ceiling)."""
-    if chance is not None and base[0] - chance <= tol:
-        return "inconclusive"
-    drop = base[0] - arm[0]
-    if drop <= tol:
-        return "holds"
-    return "does not hold" if claims.separated(base, arm) else "inconclusive"
-
-
-def above_verdict(high, low, margin=0.0):
-    """Is `high` above `low` by more than `margin`, beyond the seed spread?
-    holds: yes; does not hold: high − low ≤ margin and the arms are separated (or high below
-    low beyond the spread); inconclusive otherwise."""
-    gap = high[0] - low[0]
-    if gap > margin and claims.separated(high, low):
-        return "holds"
-    if claims.separated(high, low) or (gap <= margin and abs(gap - margin) > math.hypot(high[1], low[1])):
-        return "does not hold"
-    return "inconclusive"
-
-
-combine = claims.combine
+# ---------------------------------------------------------------------------- tables
 
 
 def fmt(arm):

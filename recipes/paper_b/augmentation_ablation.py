@@ -23,7 +23,7 @@ Runbook:
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 METHODS = ("gap_fc", "conv1x1")
@@ -35,6 +35,8 @@ PAPER = {("none", "1"): 78.06, ("gap_fc", "1"): 79.42, ("conv1x1", "1"): 79.42,
 # Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
 # 12 ResNet-50 trainings: 2 epochs, too few for a ResNet-50 to learn much; the verdict says little.
 CPU_BUDGET = c.cpu_budget({"resnet50": 12})
+
+THRESHOLDS = claims.NO_THRESHOLDS
 
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"arm": ["resnet50:none:0", "resnet50:conv1x1:5"], "augment": [1, 0]},
@@ -65,28 +67,27 @@ def best_arms(rows):
     return best
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     best = best_arms(rows)
     base = best.get(("none", "0"))
     verdicts, notes = [], []
     for method in METHODS:
         arm = best.get((method, "0"))
         if base and arm:
-            v = c.above_verdict(arm[1], base[1])
+            v = claims.beats(arm[1], base[1])
             verdicts.append(v)
             notes.append(f"{LABEL[method]} (K={arm[0]}) − baseline without augmentation: "
                          f"{100 * (arm[1][0] - base[1][0]):+.1f} pts ({v})")
     if not verdicts:
-        return Verdict("inconclusive", "the runs without augmentation are not finished yet.")
-    verdict = c.combine(verdicts) if len(verdicts) == len(METHODS) else (
-        "does not hold" if "does not hold" in verdicts else "inconclusive")
+        return claims.Finding(claims.INCONCLUSIVE, "the runs without augmentation are not finished yet.")
+    verdict = claims.combine(verdicts, expected=len(METHODS))
     table = []
     for method in ("none", *METHODS):
         cells = [best.get((method, aug)) for aug in ("1", "0")]
         table.append([LABEL[method], *(f"{c.fmt(x[1])} (K={x[0]})" if x else "–" for x in cells),
                       f"{PAPER[method, '1']:.2f} / {PAPER[method, '0']:.2f}"])
     summary = "Test accuracy, mean ± spread over seeds, best K per method. " + "; ".join(notes) + "."
-    return Verdict(verdict, summary, claims.markdown_table(
+    return claims.Finding(verdict, summary, claims.markdown_table(
         ["ResNet-50", "with augmentation", "without", "paper (with / without)"], table))
 
 
@@ -124,5 +125,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=c.PAPER_REFERENCE,
 )

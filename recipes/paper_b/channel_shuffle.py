@@ -11,7 +11,7 @@ epochs re-chosen once, see CPU_BUDGET below): K ∈ {1, 3}, both methods,
 2 seeds: 5 arms, 10 trainings; model, data and budget as every paper B cpu recipe (_common.py).
 
 Check (fixed before any run): at every K of the grid with both methods, spatial-shuffle
-accuracy − channel-shuffle accuracy > MARGIN (2 points) beyond the seed spread: holds; at or
+accuracy − channel-shuffle accuracy > margin (2 points) beyond the seed spread: holds; at or
 below the margin beyond the spread: does not hold; else inconclusive.
 
 Runbook:
@@ -21,7 +21,7 @@ Runbook:
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 METHODS = ("shuffle", "channel_shuffle")
@@ -31,6 +31,8 @@ LABEL = {"shuffle": "spatial shuffle", "channel_shuffle": "channel shuffle"}
 # Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
 # 10 VGG-16 trainings: 8 epochs (the cap).
 CPU_BUDGET = c.cpu_budget({"vgg16": 10})
+
+THRESHOLDS = c.thresholds('margin')
 
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"arm": ["vgg16:none:0", "vgg16:channel_shuffle:1"]}, seeds=(0,),
@@ -47,7 +49,7 @@ SCALES = {
 run_cell = c.run_arm
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     stats = claims.arms(rows, "test_accuracy", ("method", "k"))
     ks = sorted({int(k) for (m, k) in stats if k != "0" and all((x, k) in stats for x in METHODS)})
     base = stats.get(("none", "0"))
@@ -55,17 +57,17 @@ def check(rows):
         [k, c.fmt(stats[("shuffle", str(k))]), c.fmt(stats[("channel_shuffle", str(k))])] for k in ks]
     table = claims.markdown_table(["K", "spatial shuffle", "channel shuffle"], table)
     if not ks:
-        return Verdict("inconclusive", "no K has both shuffles finished yet.", table)
+        return claims.Finding(claims.INCONCLUSIVE, "no K has both shuffles finished yet.", table)
     verdicts, notes = [], []
     for k in ks:
         spatial, channel = stats[("shuffle", str(k))], stats[("channel_shuffle", str(k))]
-        v = c.above_verdict(spatial, channel, margin=c.MARGIN)
+        v = claims.beats(spatial, channel, t.margin)
         verdicts.append(v)
         notes.append(f"K={k}: spatial − channel {100 * (spatial[0] - channel[0]):+.1f} pts ({v})")
     summary = (f"Test accuracy, mean ± spread over seeds; channel order matters far more if spatial − channel "
-               f"> {100 * c.MARGIN:.0f} pts beyond the spread. " + "; ".join(notes)
+               f"> {100 * t.margin:.0f} pts beyond the spread. " + "; ".join(notes)
                + ". Paper: 74.10 → 71.49 % with the last layer channel-shuffled (CIFAR-100).")
-    return Verdict(c.combine(verdicts), summary, table)
+    return claims.Finding(claims.combine(verdicts), summary, table)
 
 
 def figure(rows, path, meta):
@@ -83,5 +85,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=c.PAPER_REFERENCE,
 )

@@ -23,7 +23,7 @@ Runbook:
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 MODIFIED = 6
@@ -34,6 +34,8 @@ STAGES = (3, 4, 6, 3)
 # Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
 # 6 ResNet-50 trainings (stripping makes them cheaper; counted as full): 6 epochs.
 CPU_BUDGET = c.cpu_budget({"resnet50": 6})
+
+THRESHOLDS = claims.NO_THRESHOLDS
 
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"strip": [0, 6]}, seeds=(0,), model={"resnet50": c.RESNET["smoke"]},
@@ -77,20 +79,20 @@ def run_cell(cell):
     return {"layers_1x1": MODIFIED - strip, **metrics}
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     stats = claims.arms(rows, "test_accuracy", ("strip",))
     full, none = stats.get((str(0),)), stats.get((str(MODIFIED),))
     table = [[MODIFIED - int(s), c.fmt(v), c.params_m(rows, {"strip": s})]
              for (s,), v in sorted(stats.items(), key=lambda kv: -int(kv[0][0]))]
     table = claims.markdown_table(["1×1 bottlenecks kept", "top-1", "params (M)"], table)
     if not full or not none:
-        return Verdict("inconclusive", "the runs with all 6 and with none of the 1×1 bottlenecks are not both "
+        return claims.Finding(claims.INCONCLUSIVE, "the runs with all 6 and with none of the 1×1 bottlenecks are not both "
                                        "finished yet.", table)
-    v = c.above_verdict(full, none)
+    v = claims.beats(full, none)
     summary = (f"Test accuracy, mean ± spread over seeds. With all {MODIFIED} 1×1 bottlenecks {c.fmt(full)}, "
                f"with none {c.fmt(none)}: {100 * (full[0] - none[0]):+.1f} pts. Paper (Small-ImageNet): "
                f"≈57 % with none rising to ≈61 % with 6.")
-    return Verdict(v, summary, table)
+    return claims.Finding(v, summary, table)
 
 
 def figure(rows, path, meta):
@@ -111,5 +113,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=c.PAPER_REFERENCE,
 )

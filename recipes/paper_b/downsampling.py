@@ -17,7 +17,7 @@ and budget as every paper B cpu recipe (_common.py).
 
 Check (fixed before any run), at the largest K of the grid (where the paper's gap is widest):
 avg − stride2 > 0 and max − stride2 > 0, each beyond the seed spread (holds; ≤ 0 beyond the
-spread: does not hold), and |avg − max| ≤ CLOSE (3 points; larger beyond the spread: does
+spread: does not hold), and |avg − max| ≤ close (3 points; larger beyond the spread: does
 not hold).
 
 Runbook:
@@ -27,7 +27,7 @@ Runbook:
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 METHODS = ("avg", "max", "stride2")
@@ -42,6 +42,8 @@ def arms(ks):
 # Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
 # 20 ResNet-50 trainings: 1 epoch, too few for a ResNet-50 to learn much; the verdict says little.
 CPU_BUDGET = c.cpu_budget({"resnet50": 20})
+
+THRESHOLDS = c.thresholds('close')
 
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"arm": ["resnet50:conv1x1:3:avg", "resnet50:conv1x1:3:stride2"]},
@@ -66,7 +68,7 @@ def run_cell(cell):
             **c.train(cell, "resnet50", config)}
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     stats = claims.arms(rows, "test_accuracy", ("downsampling", "k"))
     ks = sorted({int(k) for (d, k) in stats if d in METHODS and all((m, k) in stats for m in METHODS)})
     table = [[int(k), *(c.fmt(stats.get((m, k))) for m in METHODS)]
@@ -76,16 +78,16 @@ def check(rows):
         table.insert(0, [0, c.fmt(base), c.fmt(base), c.fmt(base)])
     table = claims.markdown_table(["K", *(LABEL[m] for m in METHODS)], table)
     if not ks:
-        return Verdict("inconclusive", "no K has all three down-sampling methods finished yet.", table)
+        return claims.Finding(claims.INCONCLUSIVE, "no K has all three down-sampling methods finished yet.", table)
     k = str(ks[-1])
     avg, mx, s2 = (stats[m, k] for m in METHODS)
-    beats = c.combine([c.above_verdict(avg, s2), c.above_verdict(mx, s2)])
+    beats = claims.combine([claims.beats(avg, s2), claims.beats(mx, s2)])
     gap = abs(avg[0] - mx[0])
-    same = "holds" if gap <= c.CLOSE else ("does not hold" if claims.separated(avg, mx) else "inconclusive")
+    same = claims.close(avg, mx, t.close)
     summary = (f"Test accuracy, mean ± spread over seeds, at K = {k}: avg − stride2 {100 * (avg[0] - s2[0]):+.1f} pts, "
                f"max − stride2 {100 * (mx[0] - s2[0]):+.1f} pts (pooling beats stride 2: {beats}); |avg − max| "
-               f"{100 * gap:.1f} pts (≈ within {100 * c.CLOSE:.0f} pts: {same}).")
-    return Verdict(c.combine([beats, same]), summary, table)
+               f"{100 * gap:.1f} pts (≈ within {100 * t.close:.0f} pts: {same}).")
+    return claims.Finding(claims.combine([beats, same]), summary, table)
 
 
 def figure(rows, path, meta):
@@ -103,5 +105,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=c.PAPER_REFERENCE,
 )

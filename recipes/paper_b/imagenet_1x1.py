@@ -13,7 +13,7 @@ ResNets (CIFAR variant: 32×32 input) at 1/16; VGG-16, MobileNetV2 and SqueezeNe
 Data and budget as every paper B cpu recipe (recipes/paper_b/_common.py). ImageNet itself
 is the paper scale.
 
-Check (fixed before any run): per family, the 1x1Conv arm minus the baseline ≥ −TOL (2
+Check (fixed before any run): per family, the 1x1Conv arm minus the baseline ≥ −tol (2
 points at cpu scale) holds; a larger drop beyond the seed spread does not hold. The claim
 holds if it holds for every family.
 
@@ -24,7 +24,7 @@ Runbook:
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 NETS = ("resnet152", "resnet50", "vgg16", "mobilenet_v2", "squeezenet")
@@ -51,6 +51,8 @@ IMAGENET_BUDGET = {"epochs": 90, "batch_size": 256, "lr": 0.1, "weight_decay": 1
 # 4 trainings of each of the five families: 1 epoch, too few to learn much; the verdict says little.
 CPU_BUDGET = c.cpu_budget({net: 4 for net in NETS})
 
+THRESHOLDS = c.thresholds('tol')
+
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"arm": ["squeezenet:none:0", "squeezenet:conv1x1:2",
                                                      "mobilenet_v2:conv1x1:2"]},
@@ -73,7 +75,7 @@ SCALES = {
 run_cell = c.run_arm
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     chance = 1 / c.num_classes(rows)  # a baseline at chance has nothing to lose
     stats = claims.arms(rows, "test_accuracy", ("net", "k"))
     verdicts, notes, table = [], [], []
@@ -83,18 +85,17 @@ def check(rows):
         if not base or not arms:
             continue
         best = max(arms, key=lambda k: arms[k][0])
-        v = c.drop_verdict(base, arms[best], chance=chance)
+        v = claims.within(base, arms[best], t.tol, chance=chance)
         verdicts.append(v)
         notes.append(f"{TITLE[net]} K={best}: {100 * (arms[best][0] - base[0]):+.1f} pts ({v})")
         table.append([TITLE[net], c.fmt(base), c.params_m(rows, {"net": net, "k": 0}), best, c.fmt(arms[best]),
                       c.params_m(rows, {"net": net, "k": best}), PAPER[net]])
     if not verdicts:
-        return Verdict("inconclusive", "no family has both its baseline and a 1x1Conv arm finished yet.")
-    verdict = c.combine(verdicts) if len(verdicts) == len(NETS) else (
-        "does not hold" if "does not hold" in verdicts else "inconclusive")
+        return claims.Finding(claims.INCONCLUSIVE, "no family has both its baseline and a 1x1Conv arm finished yet.")
+    verdict = claims.combine(verdicts, expected=len(NETS))
     summary = (f"Test accuracy, mean ± spread over seeds; the best 1x1Conv K of the grid against the baseline, "
-               f"within {100 * c.TOL:.0f} pts. " + "; ".join(notes) + ".")
-    return Verdict(verdict, summary, claims.markdown_table(
+               f"within {100 * t.tol:.0f} pts. " + "; ".join(notes) + ".")
+    return claims.Finding(verdict, summary, claims.markdown_table(
         ["model", "baseline", "params (M)", "K", "1x1Conv", "params (M)", "paper (ImageNet)"], table))
 
 
@@ -119,5 +120,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=c.PAPER_REFERENCE,
 )

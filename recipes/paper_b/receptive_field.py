@@ -16,9 +16,9 @@ one above 1.5 × 64), 2 seeds: 16 trainings; model, data and budget as every pap
 recipe (_common.py).
 
 Check (fixed before any run), per image size s:
-- saturation: every K > 0 whose receptive field is ≥ 1.5·s is within TOL (2 points) of the
+- saturation: every K > 0 whose receptive field is ≥ 1.5·s is within tol (2 points) of the
   baseline (a larger drop beyond the seed spread: does not hold);
-- a knee: the smallest receptive field of the grid, if it is < s, is more than TOL below the
+- a knee: the smallest receptive field of the grid, if it is < s, is more than tol below the
   baseline beyond the spread (else the accuracy does not depend on the receptive field:
   does not hold).
 
@@ -29,7 +29,7 @@ Runbook:
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 from recipes.core.receptive_field import vgg16_last_layer_rf
 from recipes.paper_b import _common as c
 
@@ -39,6 +39,8 @@ SATURATED = 1.5
 # Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
 # 8 VGG-16 trainings at 32 px and 8 at 64 px: 5 epochs.
 CPU_BUDGET = c.cpu_budget({"vgg16": 8, "vgg16@64px": 8})
+
+THRESHOLDS = c.thresholds('tol')
 
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"image_size": [32, 64], "k": [0, 8]}, seeds=(0,),
@@ -90,25 +92,25 @@ def differences(rows):
     return {s: sorted(v) for s, v in out.items()}
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     chance = 1 / c.num_classes(rows)  # a baseline at chance has nothing to lose
     diffs = differences(rows)
     verdicts, notes, table = [], [], []
     for size, arms in sorted(diffs.items()):
         for k, rf, arm, base, d in arms:
             table.append([size, k, rf, c.fmt(arm), c.fmt(base), f"{100 * d[0]:+.1f}"])
-        saturated = [c.drop_verdict(base, arm, chance=chance) for k, rf, arm, base, _ in arms if rf >= SATURATED * size]
+        saturated = [claims.within(base, arm, t.tol, chance=chance) for k, rf, arm, base, _ in arms if rf >= SATURATED * size]
         small = min(arms, key=lambda a: a[1])
-        knee = c.above_verdict(small[3], small[2], margin=c.TOL) if small[1] < size else "inconclusive"
-        v = c.combine(saturated + [knee]) if saturated else "inconclusive"
+        knee = claims.beats(small[3], small[2], t.tol) if small[1] < size else claims.INCONCLUSIVE
+        v = claims.combine(saturated + [knee]) if saturated else claims.INCONCLUSIVE
         verdicts.append(v)
-        notes.append(f"{size}×{size}: saturation above RF {SATURATED * size:.0f} {c.combine(saturated)}, "
+        notes.append(f"{size}×{size}: saturation above RF {SATURATED * size:.0f} {claims.combine(saturated)}, "
                      f"drop at RF {small[1]} {100 * small[4][0]:+.1f} pts ({knee}) → {v}")
     if not verdicts:
-        return Verdict("inconclusive", "no image size has its baseline and a modified arm finished yet.")
+        return claims.Finding(claims.INCONCLUSIVE, "no image size has its baseline and a modified arm finished yet.")
     summary = ("Test accuracy, mean ± spread over seeds; difference = baseline − modified. " + "; ".join(notes)
                + ". Paper (CIFAR-100): saturation near RF 50 at 32×32 and 120 at 64×64.")
-    return Verdict(c.combine(verdicts), summary, claims.markdown_table(
+    return claims.Finding(claims.combine(verdicts), summary, claims.markdown_table(
         ["image size", "K", "receptive field", "top-1", "baseline", "difference (pts)"], table))
 
 
@@ -148,5 +150,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=c.PAPER_REFERENCE,
 )

@@ -18,8 +18,8 @@ model, data and budget as every paper B cpu recipe (recipes/paper_b/_common.py).
 Check (thresholds fixed before any run), at K = 3:
 - collapse: clean→clean − clean→shuffle > half of (clean→clean − chance), beyond the seed
   spread (chance = 1 / classes);
-- does not care: |shuffle→shuffle − shuffle→clean| ≤ TOL and clean→clean − shuffle→shuffle ≤ TOL
-  (TOL = 2 points at cpu scale), else beyond-spread gaps make it "does not hold".
+- does not care: |shuffle→shuffle − shuffle→clean| ≤ tol and clean→clean − shuffle→shuffle ≤ tol
+  (tol = 2 points at cpu scale), else beyond-spread gaps make it "does not hold".
 
 Runbook:
     spatialmix run shuffle-test-time                 # cpu scale: 4 trainings (2 arms × 2 seeds)
@@ -28,7 +28,7 @@ Runbook:
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 TABLE_K = 3
@@ -37,6 +37,8 @@ TABLE_K = 3
 # Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
 # 4 VGG-16 trainings, plus ~100 s of repeated tests (52 passes over 1400 images at ~1.9 s per pass incl. shuffles): 8 epochs (the cap).
 CPU_BUDGET = c.cpu_budget({"vgg16": 4}, extra_s=100)
+
+THRESHOLDS = c.thresholds('tol')
 
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"train_k": [0, 3]}, seeds=(0,),
@@ -99,27 +101,27 @@ def schemes(rows, k=TABLE_K):
     return out
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     arms = schemes(rows)
     if len(arms) < 4:
-        return Verdict("inconclusive", f"the K={TABLE_K} table is not complete yet ({len(arms)} of 4 schemes).")
+        return claims.Finding(claims.INCONCLUSIVE, f"the K={TABLE_K} table is not complete yet ({len(arms)} of 4 schemes).")
     cc, cs, ss, sc = arms["clean", "clean"], arms["clean", "shuffle"], arms["shuffle", "shuffle"], arms["shuffle", "clean"]
     chance = 1 / c.num_classes(rows)
     half = 0.5 * (cc[0] - chance)
-    collapse = c.above_verdict(cc, cs, margin=half)
-    same = c.combine([c.drop_verdict(ss, sc, chance=chance), c.drop_verdict(sc, ss, chance=chance)])
-    keeps = c.drop_verdict(cc, ss, chance=chance)
-    verdict = c.combine([collapse, same, keeps])
+    collapse = claims.beats(cc, cs, half)
+    same = claims.combine([claims.within(ss, sc, t.tol, chance=chance), claims.within(sc, ss, t.tol, chance=chance)])
+    keeps = claims.within(cc, ss, t.tol, chance=chance)
+    verdict = claims.combine([collapse, same, keeps])
     summary = (f"K = {TABLE_K}, test accuracy mean ± spread over seeds (each shuffled test is the mean of "
                f"{rows[0].get('passes', '?')} evaluations). Collapse (clean→clean − clean→shuffle > "
                f"{100 * half:.1f} pts, half the way to chance {100 * chance:.1f} %): {collapse} "
                f"({100 * (cc[0] - cs[0]):+.1f} pts). Shuffle-trained net does not care (|shuffle→shuffle − "
-               f"shuffle→clean| ≤ {100 * c.TOL:.0f} pts: {same}, {100 * (ss[0] - sc[0]):+.1f} pts; within "
-               f"{100 * c.TOL:.0f} pts of clean→clean: {keeps}, {100 * (ss[0] - cc[0]):+.1f} pts).")
+               f"shuffle→clean| ≤ {100 * t.tol:.0f} pts: {same}, {100 * (ss[0] - sc[0]):+.1f} pts; within "
+               f"{100 * t.tol:.0f} pts of clean→clean: {keeps}, {100 * (ss[0] - cc[0]):+.1f} pts).")
     table = claims.markdown_table(["train \\ test", "clean", "shuffle", "paper (clean / shuffle)"],
                                   [["clean", c.fmt(cc), c.fmt(cs), "74.10 / 1.06 ± 1.15"],
                                    ["shuffle", c.fmt(sc), c.fmt(ss), "73.57 ± 0.97 / 73.67 ± 1.03"]])
-    return Verdict(verdict, summary, table)
+    return claims.Finding(verdict, summary, table)
 
 
 def figure(rows, path, meta):
@@ -180,5 +182,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=c.PAPER_REFERENCE,
 )

@@ -11,9 +11,9 @@ and the baseline, 2 seeds: 12 trainings; one shuffled evaluation of the test spl
 (the shuffle is drawn afresh per batch); model, data and budget as every paper B cpu recipe
 (_common.py).
 
-Check (fixed before any run): the last layer (13) within TOL (2 points) of the baseline
-(a larger drop beyond the spread: does not hold), and the first layer (1) more than TOL
-below the baseline beyond the spread (within TOL: does not hold), and layer 1 below layer 13
+Check (fixed before any run): the last layer (13) within tol (2 points) of the baseline
+(a larger drop beyond the spread: does not hold), and the first layer (1) more than tol
+below the baseline beyond the spread (within tol: does not hold), and layer 1 below layer 13
 beyond the spread.
 
 Runbook:
@@ -23,13 +23,15 @@ Runbook:
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 
 # Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
 # 12 VGG-16 trainings: 8 epochs (the cap).
 CPU_BUDGET = c.cpu_budget({"vgg16": 12})
+
+THRESHOLDS = c.thresholds('tol')
 
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"layer": [0, 13]}, seeds=(0,), model={"vgg16": c.VGG["smoke"]},
@@ -52,22 +54,22 @@ def run_cell(cell):
     return c.train(cell, "vgg16", config)
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     chance = 1 / c.num_classes(rows)  # a baseline at chance has nothing to lose
     stats = claims.arms(rows, "test_accuracy", ("layer",))
     base, first, last = stats.get(("0",)), stats.get(("1",)), stats.get(("13",))
     table = claims.markdown_table(["layer", "top-1"], [[("baseline" if k == "0" else k), c.fmt(v)]
                                                        for (k,), v in sorted(stats.items(), key=lambda kv: int(kv[0][0]))])
     if not (base and first and last):
-        return Verdict("inconclusive", "the baseline, layer 1 and layer 13 are not all finished yet.", table)
-    late = c.drop_verdict(base, last, chance=chance)
-    early = c.above_verdict(base, first, margin=c.TOL)
-    order = c.above_verdict(last, first)
+        return claims.Finding(claims.INCONCLUSIVE, "the baseline, layer 1 and layer 13 are not all finished yet.", table)
+    late = claims.within(base, last, t.tol, chance=chance)
+    early = claims.beats(base, first, t.tol)
+    order = claims.beats(last, first)
     summary = (f"Test accuracy, mean ± spread over seeds. Layer 13 − baseline {100 * (last[0] - base[0]):+.1f} pts "
-               f"(tolerates, within {100 * c.TOL:.0f}: {late}); layer 1 − baseline {100 * (first[0] - base[0]):+.1f} "
+               f"(tolerates, within {100 * t.tol:.0f}: {late}); layer 1 − baseline {100 * (first[0] - base[0]):+.1f} "
                f"pts (does not tolerate: {early}); layer 13 above layer 1: {order}. Paper: baseline kept for the "
                f"last 4 layers, ≈20 % at layer 1 (CIFAR-100).")
-    return Verdict(c.combine([late, early, order]), summary, table)
+    return claims.Finding(claims.combine([late, early, order]), summary, table)
 
 
 def figure(rows, path, meta):
@@ -89,5 +91,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=c.PAPER_REFERENCE,
 )

@@ -13,7 +13,7 @@ paper scale), the three methods, 2 seeds: 14 arms, 28 trainings; model, data and
 every paper B cpu recipe (recipes/paper_b/_common.py).
 
 Check (fixed before any run): for each net and method, K = 5 against K = 0: holds if the
-drop is ≤ TOL (2 points at cpu scale, standing for the paper's 1 point), does not hold if
+drop is ≤ tol (2 points at cpu scale, standing for the paper's 1 point), does not hold if
 it is larger and beyond the seed spread, else inconclusive; the claim holds if all six do.
 
 Runbook:
@@ -24,7 +24,7 @@ Runbook:
 """
 
 from recipes.core import claims
-from recipes.core.engine import Recipe, Scale, Verdict
+from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 METHODS = ("shuffle", "gap_fc", "conv1x1")
@@ -45,6 +45,8 @@ def grid(vgg_ks, resnet_ks):
 # Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
 # 14 VGG-16 and 14 ResNet-50 trainings: 1 epoch, too few to learn much; the verdict says little.
 CPU_BUDGET = c.cpu_budget({"vgg16": 14, "resnet50": 14})
+
+THRESHOLDS = c.thresholds('tol')
 
 SCALES = {
     "smoke": Scale(dataset="textures", grid={"arm": ["vgg16:none:0", "vgg16:conv1x1:5", "resnet50:none:0"]},
@@ -69,8 +71,8 @@ def _stats(rows):
     return claims.arms(rows, "test_accuracy", ("net", "method", "k"))
 
 
-def table1(rows, stats):
-    """Table 1's layout: per net and method, the most compressed model within TOL of the
+def table1(rows, stats, t):
+    """Table 1's layout: per net and method, the most compressed model within tol of the
     baseline and the best model (K, accuracy, parameters in millions)."""
     out = []
     for net in NETS:
@@ -82,18 +84,18 @@ def table1(rows, stats):
             arms = {int(k): s for (n, m, k), s in stats.items() if n == net and m == method}
             if not arms:
                 continue
-            within = [k for k, s in arms.items() if base[0] - s[0] <= c.TOL]
+            within = [k for k, s in arms.items() if base[0] - s[0] <= t.tol]
             best = max(arms, key=lambda k: arms[k][0])
             if within:
                 k = max(within, key=lambda k: (k, arms[k][0]))
-                out.append([net, f"{LABEL[method]} (most compressed within {100 * c.TOL:.0f} pts)", k,
+                out.append([net, f"{LABEL[method]} (most compressed within {100 * t.tol:.0f} pts)", k,
                             c.fmt(arms[k]), c.params_m(rows, {"net": net, "method": method, "k": k})])
             out.append([net, f"{LABEL[method]} (best)", best, c.fmt(arms[best]),
                         c.params_m(rows, {"net": net, "method": method, "k": best})])
     return out
 
 
-def check(rows):
+def check(rows, t=THRESHOLDS.at()):
     chance = 1 / c.num_classes(rows)  # a baseline at chance has nothing to lose
     stats = _stats(rows)
     verdicts, notes = [], []
@@ -102,18 +104,17 @@ def check(rows):
         for method in METHODS:
             arm = stats.get((net, method, str(CLAIM_K)))
             if base and arm:
-                v = c.drop_verdict(base, arm, chance=chance)
+                v = claims.within(base, arm, t.tol, chance=chance)
                 verdicts.append(v)
                 notes.append(f"{net} {LABEL[method]} K={CLAIM_K}: {v} ({100 * (arm[0] - base[0]):+.1f} pts)")
     if not verdicts:
-        return Verdict("inconclusive", f"no net has both its baseline and a K={CLAIM_K} arm finished yet.")
-    verdict = c.combine(verdicts) if len(verdicts) == 2 * len(METHODS) else (
-        "does not hold" if "does not hold" in verdicts else "inconclusive")
+        return claims.Finding(claims.INCONCLUSIVE, f"no net has both its baseline and a K={CLAIM_K} arm finished yet.")
+    verdict = claims.combine(verdicts, expected=2 * len(METHODS))
     summary = (f"Test accuracy, mean ± spread over seeds; K = {CLAIM_K} against the baseline, within "
-               f"{100 * c.TOL:.0f} pts. " + "; ".join(notes) + ". Paper (Table 1): "
-               + " | ".join(f"{n}: {t}" for n, t in PAPER_TABLE1.items()) + ".")
-    table = claims.markdown_table(["net", "model", "K", "top-1", "params (M)"], table1(rows, stats))
-    return Verdict(verdict, summary, table)
+               f"{100 * t.tol:.0f} pts. " + "; ".join(notes) + ". Paper (Table 1): "
+               + " | ".join(f"{n}: {text}" for n, text in PAPER_TABLE1.items()) + ".")
+    table = claims.markdown_table(["net", "model", "K", "top-1", "params (M)"], table1(rows, stats, t))
+    return claims.Finding(verdict, summary, table)
 
 
 def figure(rows, path, meta):
@@ -144,5 +145,6 @@ RECIPE = Recipe(
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=c.PAPER_REFERENCE,
 )

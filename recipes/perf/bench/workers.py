@@ -17,7 +17,7 @@ import time
 import traceback
 
 from recipes.core.choices import BACKENDS
-from recipes.core.runlog import jsonable, versions
+from recipes.core.runfolder import jsonable, versions
 from recipes.perf.bench.config import ZOO_NAMES
 from recipes.perf.flops import keras_layer_flops, torch_layer_flops, train_flops
 
