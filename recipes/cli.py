@@ -136,7 +136,7 @@ def cmd_run(args, argv):
     resolve(recipe, args.scale, args.dataset)
     check_writable(args.runs_dir)
     if args.distribute:
-        from recipes.core.distribute import check_backend
+        from recipes.core.runtime.distribute import check_backend
 
         check_backend(os.environ["KERAS_BACKEND"])
     import_tensorflow_quietly()

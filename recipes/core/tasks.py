@@ -7,9 +7,8 @@ import keras
 import numpy as np
 
 import zoo
-from recipes.core import data
+from recipes.core import data, runtime
 from zoo.errors import SpatialmixError
-from recipes.perf import speed
 from recipes.core.train import evaluate, export_plain, fit_resumable, make_optimizer
 
 
@@ -43,7 +42,7 @@ def classifier_setup(cell, model_name, model_config, family, *, build_model=None
         extra = {"milestones": tuple(budget["milestones"])} if "milestones" in budget else {}
         model.compile(optimizer=make_optimizer(family, steps * epochs, budget["lr"], budget["weight_decay"], **extra),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], **speed.compile_kwargs())
+                      metrics=["accuracy"], **runtime.compile_kwargs())
 
     return SimpleNamespace(spec=spec, options=options, batch=batch, train=train, test=test, steps=steps,
                            epochs=epochs, build=build, compile_model=compile_model)

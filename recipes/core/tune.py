@@ -156,7 +156,7 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
     from recipes.core import data
     from recipes.core.engine import RunLock, check_writable, git_commit
     from recipes.core.train import export_plain, make_optimizer
-    from recipes.perf import speed
+    from recipes.core import runtime as speed
 
     dataset = validate(family, mode, dataset, tuner, scale, max_trials, max_params, cap)
     check_writable(runs_dir)
