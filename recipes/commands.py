@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from recipes.console import ProgressPrinter, import_tensorflow_quietly
 from recipes.core.choices import BACKENDS, SMALL_MODEL_BACKEND, default_backend
 
 
@@ -69,8 +70,6 @@ def cmd_zoo(args, argv):
         print(f"{len(results)} presets verified")
         return 0
     if action == "export":
-        from recipes.cli import import_tensorflow_quietly
-
         os.environ["KERAS_BACKEND"] = default_backend(small_models=True)
         import_tensorflow_quietly()
         from recipes.core.presets_build import export_cell
@@ -91,8 +90,6 @@ def cmd_zoo(args, argv):
         print(json.dumps({name: record}, indent=2))
         return 0
     # build
-    from recipes.cli import ProgressPrinter, import_tensorflow_quietly
-
     os.environ["KERAS_BACKEND"] = args.backend or SMALL_MODEL_BACKEND
     import_tensorflow_quietly()
     from recipes.core import presets_build
@@ -126,8 +123,6 @@ def cmd_tune(args, argv):
             raise SpatialmixError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}") from None
         if ints[key] < 1:
             raise SpatialmixError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}")
-    from recipes.cli import import_tensorflow_quietly
-
     import_tensorflow_quietly()  # the zoo's model list imports Keras: keep TF's start-up lines off stderr
     from recipes.core import tune
     from recipes.core.engine import check_writable
@@ -135,9 +130,6 @@ def cmd_tune(args, argv):
     tune.validate(args.family, args.mode, args.dataset, args.tuner, args.scale, ints["max_trials"],
                   ints["max_params"], args.cap)
     check_writable(args.runs_dir)
-    from recipes.cli import ProgressPrinter, import_tensorflow_quietly
-
-    import_tensorflow_quietly()
     run_dir, best = tune.tune(args.family, args.mode, args.dataset, args.tuner, ints["max_trials"], args.scale,
                               ints["max_params"], args.cap, args.runs_dir, argv=["spatialmix", *argv],
                               progress=None if args.quiet else ProgressPrinter(), epochs=ints["epochs"])

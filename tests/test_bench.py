@@ -1,4 +1,4 @@
-"""`spatialmix bench`, its plain PyTorch peer, and the fast ops of `recipes.speed`.
+"""`spatialmix bench`, its plain PyTorch peer, and the runtime's fast ops (`recipes.core.runtime`).
 
 - The fast ops keep numerics (marker `backends`, every backend): outputs, input and weight
   gradients and BN moving statistics of the optimised path equal the plain path's on the same
@@ -20,7 +20,8 @@ import pytest
 
 import zoo
 from recipes.core.choices import BACKENDS, DEFAULT_BACKEND, MODES, default_backend
-from recipes.perf import flops, speed
+from recipes.core import runtime
+from recipes.perf import flops
 from recipes.perf.bench import config as bench_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -93,14 +94,14 @@ def test_fast_ops_match_plain_ops(name, config, mode):
     model = zoo.create_model(name, num_classes=5, mode=mode, **config)
     weights = model.get_weights()
     x = np.random.default_rng(0).random((4, *config["input_shape"])).astype("float32")
-    speed.remove_fast_ops()
+    runtime.remove_fast_ops()
     plain = _train_call(model, x)
     model.set_weights(weights)
     try:
-        active = speed.apply_fast_ops()
+        active = runtime.apply_fast_ops()
         fast = _train_call(model, x)
     finally:
-        speed.remove_fast_ops()
+        runtime.remove_fast_ops()
     assert active, "no fast op for this backend"
     assert len(plain) == len(fast)
     for index, (a, b) in enumerate(zip(plain, fast)):
@@ -118,19 +119,19 @@ def test_fast_ops_leave_models_and_keras_untouched(tmp_path):
     config = dict(width=8, depth=1, kernel_size=3, patch_size=2, num_classes=3, input_shape=(8, 8, 3))
     plain_json = zoo.create_model("convmixer", **config).to_json()
     try:
-        speed.apply_fast_ops()
+        runtime.apply_fast_ops()
         model = zoo.create_model("convmixer", **config)
         assert model.to_json() == plain_json  # same layers, same config: same checkpoint format
         path = str(tmp_path / "m.keras")
         model.save(path)
-        with speed.plain_ops():
+        with runtime.plain_ops():
             assert keras.layers.BatchNormalization.call is bn_call
             loaded = keras.models.load_model(path, safe_mode=True)
         assert loaded.to_json() == plain_json
-        assert speed.fast_ops_active()
+        assert runtime.fast_ops_active()
     finally:
-        speed.remove_fast_ops()
-    assert not speed.fast_ops_active()
+        runtime.remove_fast_ops()
+    assert not runtime.fast_ops_active()
     assert keras.layers.BatchNormalization.call is bn_call
     assert {name: getattr(kbackend.nn, name) for name in before} == before
 
@@ -197,7 +198,7 @@ def test_flop_counts_agree_with_the_formula_and_the_peer():
 
 def test_speed_api():
     assert default_backend() == (os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)
-    assert isinstance(speed.compile_kwargs(), dict)
+    assert isinstance(runtime.compile_kwargs(), dict)
     assert DEFAULT_BACKEND in BACKENDS
 
 

@@ -123,10 +123,11 @@ def test_smoke_run_leaves_every_artefact_and_second_run_does_nothing(tmp_path):
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["backend"] and meta["invocations"][0]["versions"]["keras"] and "git_commit" in meta["invocations"][0]
     # the engine trains on the measured-fastest CPU backend unless told otherwise, with its fast ops
-    from recipes.perf import speed
-    assert meta["backend"] == speed.default_backend()
+    from recipes.core.choices import default_backend
+    from recipes.core.runtime import fast_ops_wanted
+    assert meta["backend"] == default_backend()
     runtime = meta["invocations"][0]["runtime"]
-    assert runtime["backend"] == meta["backend"] and (runtime.get("fast_ops") or not speed.fast_ops_wanted()), runtime
+    assert runtime["backend"] == meta["backend"] and (runtime.get("fast_ops") or not fast_ops_wanted()), runtime
     report = (run_dir / "report.md").read_text()
     assert any(v in report for v in ("holds", "does not hold", "inconclusive"))
     kinds = [e["event"] for e in read_events(run_dir)]

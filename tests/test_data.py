@@ -1,4 +1,4 @@
-"""recipes/core/data.py: the embedded data sets, the tf.data pipeline and the offline TFDS path.
+"""recipes/core/data/: the embedded data sets, the tf.data pipeline and the offline TFDS path.
 
 Runs once, on the default backend. The TFDS tests write small stand-ins in a temporary
 directory with `tfds.dataset_builders.store_as_tfds_dataset`, under the registered builder's
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from recipes.core import data
+from recipes.core.data import catalogue
 from zoo.errors import SpatialmixError
 
 tf = pytest.importorskip("tensorflow")
@@ -248,7 +249,7 @@ def test_textures_patches_are_standardised_crops_of_the_photos():
 
 def test_no_test_texture_patch_overlaps_a_train_patch():
     shapes = data.source_shapes("textures")
-    assert data._TEXTURES_MAX_PATCH == min(min(h, w // 2) for h, w in shapes)
+    assert catalogue._TEXTURES_MAX_PATCH == min(min(h, w // 2) for h, w in shapes)
     p = 16
     train, test = data.textures_patch_origins("train"), data.textures_patch_origins("test")
     for k, (h, w) in enumerate(shapes):
@@ -283,7 +284,7 @@ def test_textures_options():
                                        train_per_class=5), n=1)[0]
     assert xb.shape == (32, 24, 24, 1) and yb.shape == (32,)
     with pytest.raises(SpatialmixError, match="patch_size"):
-        data.load_arrays("textures", "train", patch_size=data._TEXTURES_MAX_PATCH + 1)
+        data.load_arrays("textures", "train", patch_size=catalogue._TEXTURES_MAX_PATCH + 1)
 
 
 def test_textures_pipeline_is_deterministic():

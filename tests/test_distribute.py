@@ -21,7 +21,8 @@ PROBE = textwrap.dedent("""
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras, numpy as np
     import zoo
-    from recipes.core import data, distribute
+    from recipes.core import data
+    from recipes.core.runtime import distribute
 
     x, y = (np.asarray(a) for a in data.load_arrays("digits", "train"))
     x, y = x[:1280], y[:1280]

@@ -140,7 +140,7 @@ def test_textures_in_unit_range_are_the_same_patches_unstandardised():
 
 
 def test_attack_subset_is_fixed_spread_over_classes_and_part_of_the_split():
-    from recipes.core.attacks_task import attack_subset
+    from recipes.core.tasks import attack_subset
 
     x, y = data.load_arrays("textures", "test", standardize=0)
     xs, ys = attack_subset(x, y, 700)

@@ -23,7 +23,9 @@ from recipes.core import registry, runfolder
 from tui import app as tui_app
 from tui import device as device_mod
 from tui import runs as runs_mod
+from tui.screens.help import HelpScreen
 from tui.screenshots import settled
+from tui.widgets import DevicePanel
 
 RECIPE = "convmixer-mixing"
 SMOKE_CELLS = 3
@@ -121,7 +123,7 @@ def test_catalogue_navigation(tmp_path, size):
             await pilot.press("3")
             assert app.current_mode == "results"
             await pilot.press("question_mark")
-            assert isinstance(app.screen, tui_app.HelpScreen)
+            assert isinstance(app.screen, HelpScreen)
             await pilot.press("escape", "1")
             assert app.current_mode == "recipes"
 
@@ -489,7 +491,7 @@ def fake_nvml(count=2, fail=False):
 
 
 def panel_text(app):
-    return str(app.screen.query_one(tui_app.DevicePanel).render())
+    return str(app.screen.query_one(DevicePanel).render())
 
 
 def test_device_panel_with_fake_nvml(tmp_path):

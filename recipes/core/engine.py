@@ -15,7 +15,7 @@ import typing
 
 from recipes.core import claims, runfolder
 from recipes.core.choices import SCALES
-from recipes.perf import speed
+from recipes.core import runtime as speed
 from zoo.errors import SpatialmixError, check, check_choice
 
 
@@ -150,7 +150,7 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
     # threads (TensorFlow's only before its first op) and the backend's fast ops
     runtime = speed.configure_runtime(fast_ops=speed.fast_ops_wanted())
     if distribute:
-        from recipes.core import distribute as distribute_lib
+        from recipes.core.runtime import distribute as distribute_lib
 
         distribute_lib.check_backend(keras.backend.backend())
         runtime = {**(runtime or {}), "distribute": {"devices": [str(d) for d in distribute_lib.devices()]}}
@@ -213,7 +213,7 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
 def _run_one(cell, emit, distribute=False):
     import keras
 
-    from recipes.core.distribute import maybe_data_parallel
+    from recipes.core.runtime.distribute import maybe_data_parallel
     from recipes.core.train import last_checkpoint
 
     _, resumed = last_checkpoint(cell.dir)

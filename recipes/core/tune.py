@@ -115,7 +115,7 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
     import zoo
     from recipes.core import data
     from recipes.core.train import export_plain, make_optimizer
-    from recipes.perf import speed
+    from recipes.core import runtime as speed
 
     dataset = validate(family, mode, dataset, tuner, scale, max_trials, max_params, cap)
     runfolder.check_writable(runs_dir)

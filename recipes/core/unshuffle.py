@@ -76,9 +76,8 @@ def train_unshuffler(cell, model_config, *, permutation_seed, data_options=None,
     import keras
 
     import zoo
-    from recipes.core import data
+    from recipes.core import data, runtime
     from recipes.core.train import export_plain, fit_resumable, make_optimizer
-    from recipes.perf import speed
 
     budget = cell.budget
     opts = dict(data_options or {})
@@ -102,7 +101,7 @@ def train_unshuffler(cell, model_config, *, permutation_seed, data_options=None,
 
     def compile_model(model):
         model.compile(optimizer=make_optimizer("convmixer", steps * epochs, budget["lr"], budget["weight_decay"]),
-                      loss="mse", **speed.compile_kwargs())
+                      loss="mse", **runtime.compile_kwargs())
 
     rates = []
 

@@ -77,7 +77,7 @@ SCALES = {
 
 
 def run_cell(cell):
-    from recipes.core.attacks_task import train_and_attack
+    from recipes.core.tasks import train_and_attack
 
     config = {**cell.model, "depth": int(cell.config["depth"]), "mode": cell.config["mode"]}
     adversarial = CLAIM_EPS255 if cell.config["training"] == "fgsm" else None
@@ -99,7 +99,7 @@ def _clean_column(rows):
 
 
 def check(rows, t=THRESHOLDS.at()):
-    from recipes.core.attacks_task import eps_column
+    from recipes.core.attacks import eps_column
 
     if not rows:
         return claims.Finding(claims.INCONCLUSIVE, "no finished cells yet.")
@@ -152,7 +152,7 @@ def figure(rows, path, meta):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from recipes.core.attacks_task import eps_column
+    from recipes.core.attacks import eps_column
 
     eps = sorted({float(c[len("fgsm_eps"):]) for c in rows[0] if c.startswith("fgsm_eps")}) if rows else []
     depths = sorted({r["depth"] for r in rows}, key=int)

@@ -70,7 +70,7 @@ SCALES = {
 
 
 def run_cell(cell):
-    from recipes.core.attacks_task import train_and_attack
+    from recipes.core.tasks import train_and_attack
 
     config = {**cell.model, "mode": "chans", "filters": cell.config["filters"]}
     return train_and_attack(cell, "convmixer", config, family="convmixer", eps255=EPS255[cell.scale_name],
@@ -82,7 +82,7 @@ def _eps_values(rows):
 
 
 def check(rows, t=THRESHOLDS.at()):
-    from recipes.core.attacks_task import eps_column
+    from recipes.core.attacks import eps_column
 
     eps = _eps_values(rows)
     if not eps:
@@ -125,7 +125,7 @@ def figure(rows, path, meta):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from recipes.core.attacks_task import eps_column
+    from recipes.core.attacks import eps_column
 
     eps = _eps_values(rows)
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.5), dpi=120, sharey=True)

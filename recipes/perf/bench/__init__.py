@@ -3,7 +3,7 @@
     spatialmix bench                          # paper size, every installed backend, table on stdout
     spatialmix bench --json bench.json        # ... and every raw number as JSON
     spatialmix bench --size tiny --repeats 1  # a seconds-long correctness smoke (CI)
-    python -m recipes.bench ...               # the same without the CLI
+    python -m recipes.perf.bench ...          # the same without the CLI
 
 What is timed (size `paper`): the zoo's ConvMixer-256/8 (k=5, p=2, 10 classes) and a separable
 pre-activation ResNet-20 (`sep_resnet_cifar`, depth 3, width 16, d=9, k=3), batch 64 of
@@ -12,7 +12,7 @@ pre-activation ResNet-20 (`sep_resnet_cifar`, depth 3, width 16, d=9, k=3), batc
   (forward, backward, AdamW update; `x`, `y` fixed arrays in memory);
 - inference: `model.predict_on_batch(x)` (once per model: the mode does not change the
   forward pass);
-- the peer: `recipes.torch_peer`, the reference ConvMixer in plain PyTorch (NCHW, eager,
+- the peer: `recipes.perf.torch_peer`, the reference ConvMixer in plain PyTorch (NCHW, eager,
   `torch.optim.AdamW`), with the stem and depthwise convs frozen (`requires_grad=False`) in
   chans and the 1×1 convs in space, exactly as the zoo's modes freeze them.
 
@@ -24,7 +24,7 @@ order rotated from round to round, so the workers never run at the same time and
 (implementation, peer) is measured within seconds. One sample = the mean of `--steps`
 consecutive steps. Reported: the median over rounds and the spread (min–max); ratios to the
 peer are taken round by round (pair by pair), then their median. The Keras workers apply
-`recipes.speed` (what the training engine applies) unless `--variants plain` asks for the
+the fast ops of `recipes.core.runtime` (what the training engine applies) unless `--variants plain` asks for the
 plain Keras path (both in one run: `--variants fast,plain`).
 
 FLOPs are counted analytically from the layer shapes: conv and dense multiply-adds × 2
@@ -34,12 +34,12 @@ Training = forward + input gradient of every layer that has a trainable layer be
 ≈ 3× forward in full, less in chans/space. GFLOP/s is set against a matrix-multiply roof
 measured in the same run: the best float32 2048×2048 matmul of NumPy and of every worker.
 
-The input pipeline (`recipes.data`, tf.data) is timed on `digits` (`load_dataset`, train,
+The input pipeline (`recipes.core.data`, tf.data) is timed on `digits` (`load_dataset`, train,
 shuffled, repeated) and on CIFAR-shaped data: 10 000 random 32×32×3 uint8 images through the
 same shuffle/batch/convert/prefetch chain `load_dataset` builds for `cifar10`, with and
 without augmentation. Its images/s are compared with the fastest training step measured.
 
-Goals (issue 4), checked at the end: the default backend's (`recipes.speed.default_backend`)
+Goals (issue 4), checked at the end: the default backend's (`recipes.core.choices.default_backend`)
 ConvMixer step ≤ the peer's in full and in chans; chans/full ≤ 0.65 on every backend; JAX
 within 1.5× of the peer; the input pipeline ≥ 10× the model's rate. Timing depends on what
 else runs: the bench records the load average before and after and warns when the machine

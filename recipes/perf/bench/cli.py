@@ -18,8 +18,8 @@ def configure_parser(parser: argparse.ArgumentParser):
     parser.add_argument("--models", default=None, help=f"comma-separated: {', '.join(MODELS)} (default: all)")
     parser.add_argument("--modes", default=None, help=f"comma-separated: {', '.join(MODES)} (default: all)")
     parser.add_argument("--variants", default="fast",
-                        help="fast: with recipes.perf.speed, as the training engine runs (default); plain: stock Keras; "
-                             "both: fast,plain")
+                        help="fast: with recipes.core.runtime's fast ops, as the training engine runs (default); "
+                             "plain: stock Keras; both: fast,plain")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default: 3; tiny: 1)")
     parser.add_argument("--steps", type=int, default=None, help="steps per sample (default: 2; tiny: 1)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps after the first call (default 2)")

@@ -95,10 +95,10 @@ class KerasWorker(_Worker):
         self.backend, self.variant = backend, variant
         self.settings = {}
         if variant == "fast":
-            from recipes.perf import speed
+            from recipes.core import runtime
 
-            self.settings = speed.configure_runtime(backend)
-            self.compile_kwargs = speed.compile_kwargs(backend)
+            self.settings = runtime.configure_runtime(backend)
+            self.compile_kwargs = runtime.compile_kwargs(backend)
         else:
             self.compile_kwargs = {}
         import keras

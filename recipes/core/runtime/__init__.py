@@ -1,18 +1,22 @@
-"""The front of the fast ops: same models, same checkpoints, faster training steps on CPU.
+"""The runtime the engine trains on: threads, the allocator, compile settings and the fast
+ops of each backend; data-parallel training is its `distribute` module. Same models, same
+checkpoints, faster training steps on CPU.
 
 What the engine calls (once per process, before it builds a model; best before `import keras`):
 
     import os
+    from recipes.core import runtime
     from recipes.core.choices import default_backend
-    from recipes.perf import speed
     os.environ.setdefault("KERAS_BACKEND", default_backend())   # before `import keras`
-    settings = speed.configure_runtime()   # threads, allocator, the backend's fast ops; returns what it set
-    model.compile(..., **speed.compile_kwargs())
+    settings = runtime.configure_runtime()   # threads, allocator, the backend's fast ops; returns what it set
+    model.compile(..., **runtime.compile_kwargs())
 
 - `configure_runtime(backend=None, *, fast_ops=True) -> dict`: idempotent.
 - `compile_kwargs(backend=None) -> dict`: extra `model.compile` keyword arguments.
+- `fast_ops_wanted()`: False if the user set SPATIALMIX_FAST_OPS=0.
 - `apply_fast_ops()`, `remove_fast_ops()`, `plain_ops()` (context manager), `fast_ops_active()`:
-  for comparisons and tests.
+  for comparisons and tests (the bench, recipes.perf, times both).
+- `distribute`: `spatialmix run --distribute` (JAX DataParallel, TensorFlow MirroredStrategy).
 
 The ops themselves are one module per backend: `ops_torch`, `ops_tensorflow`, `ops_jax`
 (each says what its profile showed and what it swaps). Nothing changes a model or what a
@@ -169,7 +173,7 @@ def apply_fast_ops(backend=None):
 
 
 def _apply(keras, backend):
-    importlib.import_module(f"recipes.perf.ops_{backend}").apply(_patch, keras)
+    importlib.import_module(f"recipes.core.runtime.ops_{backend}").apply(_patch, keras)
 
 
 def remove_fast_ops():

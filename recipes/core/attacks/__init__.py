@@ -6,13 +6,13 @@
     acc = attacks.robust_accuracy(model, x, y, "fgsm", eps)     # batched; "clean" too
     attacks.fit_fgsm(model, batches, eps)                       # one epoch of FGSM adversarial training
 
-One public entry point (this module); the input gradient is the only backend-specific
-part, one small module per backend:
-- tensorflow: cleverhans 4.0.0 `cleverhans.tf2.attacks` (attacks_tensorflow.py);
+One public entry point (this package); the input gradient is the only backend-specific
+part, one small private module per backend, loaded for Keras's backend on first use:
+- tensorflow: cleverhans 4.0.0 `cleverhans.tf2.attacks` (_tensorflow.py);
 - torch: cleverhans 4.0.0 `cleverhans.torch.attacks` with `sanity_checks=False`
-  (attacks_torch.py);
+  (_torch.py);
 - jax: cleverhans's JAX attacks do not import (they need `jax.experimental.stax`), so
-  attacks_jax.py takes the input gradient with `jax.grad` over `model.stateless_call`
+  _jax.py takes the input gradient with `jax.grad` over `model.stateless_call`
   and applies the step written here in `keras.ops` (`fgsm_step`, `project`).
 
 Conventions (same on every backend, so the backends agree on one checkpoint):
@@ -38,7 +38,7 @@ CLIP = (0.0, 1.0)
 def _impl():
     import keras
 
-    return importlib.import_module(f"recipes.core.attacks_{keras.backend.backend()}")
+    return importlib.import_module(f"recipes.core.attacks._{keras.backend.backend()}")
 
 
 # ----------------------------------------------------------------------------- shared step (keras.ops)
@@ -95,6 +95,11 @@ def pgd(model, x, y, eps, nb_iter=2, eps_iter=None, clip=CLIP):
     if eps == 0:
         return x.copy()
     return np.asarray(_impl().pgd(model, x, y, float(eps), float(eps_iter), int(nb_iter), clip), dtype="float32")
+
+
+def eps_column(attack, eps255):
+    """The results column of `attack` at ε = eps255/255: `fgsm_eps2`, `pgd_eps0.5`."""
+    return f"{attack}_eps{eps255:g}"
 
 
 def attack(model, x, y, name, eps, nb_iter=2, clip=CLIP):

@@ -11,7 +11,7 @@ slower gradient at C=256.
 - 1×1 convolutions are one 2-D matrix product.
 - Exact GELU via erf instead of erfc (XLA:CPU evaluates erf faster).
 
-`recipes.perf.speed` is the front that applies these.
+`recipes.core.runtime` is the front that applies these.
 """
 
 

@@ -5,10 +5,10 @@ of the step).
 - Exact GELU as 0.5·x·(1 + erf(x/√2)), forward and gradient each one small XLA-compiled
   kernel (TF runs the composite formula op by op: 41 -> 5.5 ms per GELU, both ways).
 
-`recipes.perf.speed` is the front that applies these (and sets one inter-op thread).
+`recipes.core.runtime` is the front that applies these (and sets one inter-op thread).
 """
 
-from recipes.perf.speed import make_bn_call
+from recipes.core.runtime import make_bn_call
 
 
 def apply(patch, keras):

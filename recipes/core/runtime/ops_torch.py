@@ -7,10 +7,10 @@
 - `BatchNormalization` runs PyTorch's native batch norm (one kernel each way) instead of
   ~10 elementwise/reduction ops and their gradients; moving statistics as Keras computes them.
 
-`recipes.perf.speed` is the front that applies these; nothing here changes a model.
+`recipes.core.runtime` is the front that applies these; nothing here changes a model.
 """
 
-from recipes.perf.speed import _dtype, make_bn_call
+from recipes.core.runtime import _dtype, make_bn_call
 
 
 def apply(patch, keras):
