@@ -15,7 +15,7 @@ import typing
 
 from recipes.core import claims, runfolder
 from recipes.core.choices import SCALES
-from recipes.core import runtime as speed
+from recipes.core import runtime
 from zoo.errors import SpatialmixError, check, check_choice
 
 
@@ -137,7 +137,7 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
     """Run (or resume) every cell of `recipe` at `scale_name`; then figure, verdict and report.
 
     `distribute=True` trains each cell data-parallel over every local device
-    (recipes.core.distribute: JAX DataParallel, TensorFlow MirroredStrategy).
+    (recipes.core.runtime.distribute: JAX DataParallel, TensorFlow MirroredStrategy).
     `progress(event_dict)` is called with every event (the CLI prints them).
     Returns RunResult(run_dir, finding). User errors raise SpatialmixError before anything
     is written.
@@ -148,12 +148,12 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
     check(isinstance(seed, int) and seed >= 0, f"seed must be an integer >= 0, got {seed!r}")
     runfolder.check_writable(runs_dir)
     # threads (TensorFlow's only before its first op) and the backend's fast ops
-    runtime = speed.configure_runtime(fast_ops=speed.fast_ops_wanted())
+    settings = runtime.configure_runtime(fast_ops=runtime.fast_ops_wanted())
     if distribute:
         from recipes.core.runtime import distribute as distribute_lib
 
         distribute_lib.check_backend(keras.backend.backend())
-        runtime = {**(runtime or {}), "distribute": {"devices": [str(d) for d in distribute_lib.devices()]}}
+        settings = {**(settings or {}), "distribute": {"devices": [str(d) for d in distribute_lib.devices()]}}
     from recipes.core import data
     data.num_examples(dataset, "test", data_dir=data_dir)  # a missing TFDS set fails here, before any file
     backend = keras.backend.backend()
@@ -168,7 +168,7 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
         folder.record_invocation(
             {"recipe": recipe.id, "title": recipe.title, "paper": recipe.paper, "scale": scale_name,
              "dataset": dataset, "seed": seed, "backend": backend, "command": " ".join(argv) if argv else None},
-            runfolder.invocation(argv, runtime))
+            runfolder.invocation(argv, settings))
         done_ids = {row["cell"] for row in folder.rows()}
         grid = expand_grid(scale, seed)
         t_run = time.time()

@@ -115,11 +115,11 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
     import zoo
     from recipes.core import data
     from recipes.core.train import export_plain, make_optimizer
-    from recipes.core import runtime as speed
+    from recipes.core import runtime
 
     dataset = validate(family, mode, dataset, tuner, scale, max_trials, max_params, cap)
     runfolder.check_writable(runs_dir)
-    runtime = speed.configure_runtime(fast_ops=speed.fast_ops_wanted())
+    settings = runtime.configure_runtime(fast_ops=runtime.fast_ops_wanted())
     tf = data._tf()
     backend = keras.backend.backend()
     conf = SCALES[scale]
@@ -167,7 +167,7 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
             total = steps * (hp.values.get("tuner/epochs") or epochs)
             model.compile(optimizer=make_optimizer(sched, total, **SCHEDULES[sched]),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                          metrics=["accuracy"], **speed.compile_kwargs())
+                          metrics=["accuracy"], **runtime.compile_kwargs())
             return model
 
     log = folder.event_log(listener=progress)
@@ -254,7 +254,7 @@ def tune(family, mode, dataset=None, tuner="random", max_trials=4, scale="cpu", 
     lock = contextlib.nullcontext() if distributed else folder.lock()
     with lock:
         _write_meta(folder, family, mode, scale, dataset, tuner, seed, backend, max_trials, max_params, cap,
-                    space, epochs, argv, runtime)
+                    space, epochs, argv, settings)
         search = Tuner(**common, **extra)
         if not distributed or is_chief:  # the process that owns the oracle (a worker's is a client)
             if tuner == "hyperband":  # Hyperband counts brackets, not trials: cap it at max_trials
@@ -312,7 +312,7 @@ def _save_best(search, folder, space):
 
 
 def _write_meta(folder, family, mode, scale, dataset, tuner, seed, backend, max_trials, max_params, cap, space,
-                epochs, argv, runtime):
+                epochs, argv, settings):
     if "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "chief") and folder.meta():
         return  # a distributed worker: the chief (or the first process) owns run.json
     folder.record_invocation(
@@ -321,7 +321,7 @@ def _write_meta(folder, family, mode, scale, dataset, tuner, seed, backend, max_
          "backend": backend, "max_trials": max_trials, "max_params": max_params, "cap": cap,
          "space": space, "epochs": epochs, "objective": "val_accuracy (held-out 20% of train)",
          "command": " ".join(argv) if argv else None},
-        runfolder.invocation(argv, runtime, tuner_id=os.environ.get("KERASTUNER_TUNER_ID")))
+        runfolder.invocation(argv, settings, tuner_id=os.environ.get("KERASTUNER_TUNER_ID")))
 
 
 def _cell(trial):

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static, TabbedContent, TabPane
 
+from recipes.core.runfolder import RunFolder
 from tui import runs as runs_mod
 from tui.widgets import VERDICT_STYLE, ReportViewer, row_matches, sort_key
 
@@ -75,7 +76,7 @@ class ResultsScreen(Screen):
         self.refresh_views()
 
     def refresh_views(self):
-        candidates = [v for v in self.app.views if v.has_results or os.path.exists(os.path.join(v.run_dir, "report.md"))]
+        candidates = [v for v in self.app.views if v.has_results or os.path.exists(RunFolder(v.run_dir).report_path)]
         select = self.query_one("#result-run", Select)
         options = [(v.label, v.key) for v in candidates]
         wanted = self.app.results_run or self.run_dir or (candidates[0].key if candidates else None)
@@ -96,7 +97,8 @@ class ResultsScreen(Screen):
 
     def load(self, run_dir, force=False):
         """(Re)read the run's files when they changed on disk."""
-        paths = [os.path.join(run_dir, n) for n in ("results.csv", "report.md", "figure.png")] if run_dir else []
+        folder = RunFolder(run_dir) if run_dir else None
+        paths = [folder.results_path, folder.report_path, folder.figure_path] if folder else []
         stamp = (run_dir, tuple(os.path.getmtime(p) if os.path.exists(p) else None for p in paths))
         if stamp == self._loaded and not force:
             return
@@ -111,13 +113,13 @@ class ResultsScreen(Screen):
             self._show_report("")
             self.query_one("#figure-note", Static).update("")
             return
-        self.columns, self.rows = runs_mod.read_table(os.path.join(run_dir, "results.csv"))
+        self.columns, self.rows = runs_mod.read_table(folder.results_path)
         verdict.update(Text.assemble("verdict: ", (view.verdict or "none yet", VERDICT_STYLE.get(view.verdict, "dim"))))
         self._fill()
-        report = os.path.join(run_dir, "report.md")
+        report = folder.report_path
         text = open(report, encoding="utf-8").read() if os.path.exists(report) else "*No report yet: it is written when the run finishes.*"
         self._show_report(text)
-        self._show_figure(os.path.join(run_dir, "figure.png"))
+        self._show_figure(folder.figure_path)
 
     def _show_report(self, text):
         viewer = self.query_one("#report-md", ReportViewer)
@@ -195,7 +197,7 @@ class ResultsScreen(Screen):
             self.app.notify("no results to export", severity="warning")
             return
         view = self.app.view(self.run_dir)
-        name = f"{view.recipe}-{view.name}-results.csv" if view else "results.csv"
+        name = f"{view.recipe}-{view.name}-results.csv" if view else "exported-results.csv"
         path = os.path.join(self.app.export_dir, name)
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, lineterminator="\n")
@@ -205,8 +207,8 @@ class ResultsScreen(Screen):
         self.app.last_export = path
 
     def action_open_figure(self):
-        path = os.path.join(self.run_dir or "", "figure.png")
-        if not self.run_dir or not os.path.exists(path):
+        path = RunFolder(self.run_dir).figure_path if self.run_dir else None
+        if not path or not os.path.exists(path):
             self.app.notify("this run has no figure yet", severity="warning")
             return
         self.app.open_file(path)
