@@ -49,7 +49,8 @@ Expected at cpu scale: see docs/paper-a.md
 
 from recipes.core import claims
 from recipes.core.engine import Recipe, Scale
-from recipes.paper_a._common import CONVMIXER_IMAGENET_MODEL, CONVMIXER_PAPER_BUDGET, CONVMIXER_PAPER_MODEL
+from recipes.paper_a._common import (CONVMIXER_IMAGENET_MODEL, CONVMIXER_PAPER_BUDGET, CONVMIXER_PAPER_MODEL,
+                                     CONVMIXER_REFERENCE)
 
 THRESHOLDS = claims.Thresholds(
     min_gain=claims.Threshold(0.05, "learned filters are smooth: the low-frequency share of the envelope energy, "
@@ -215,5 +216,5 @@ RECIPE = Recipe(
     figure=figure,
     check=check,
     thresholds=THRESHOLDS,
-    reference="locuslab/convmixer-cifar10 schedule (AdamW, batch 512, 25 epochs, wd 0.01, one-cycle lr_max 0.01).",
+    reference=CONVMIXER_REFERENCE,
 )

@@ -179,6 +179,6 @@ RECIPE = Recipe(
     figure=figure,
     check=check,
     thresholds=THRESHOLDS,
-    reference="locuslab/convmixer-cifar10 schedule (AdamW, batch 512, 25 epochs, wd 0.01, one-cycle lr_max 0.01); "
-              "FGSM/PGD as cleverhans (paper A §4.3.1).",
+    reference="locuslab/convmixer-cifar10 schedule (AdamW, batch 512, 25 epochs, wd 0.01, one-cycle lr_max 0.01, "
+              "global gradient-norm clip 1.0); FGSM/PGD as cleverhans (paper A §4.3.1).",
 )
