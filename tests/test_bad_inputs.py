@@ -41,6 +41,10 @@ SPATIALMIX = [
     (["run", "convmixer-mixing", "--scale", "paper", "--data-dir", "empty-tfds"], 2, "'cifar10' is not prepared"),
     (["run", "convmixer-mixing", "--scale", "smoke", "--backend", "torch", "--distribute"], 2,
      "--distribute is not available on backend 'torch'"),
+    (["run", "convmixer-mixing", "--scale", "smoke", "--backend", "tensorflow", "--distribute"], 2,
+     "--distribute needs two or more devices; tensorflow sees one"),      # a CPU-only machine (see ENV)
+    (["run", "convmixer-mixing", "--scale", "smoke", "--backend", "jax", "--distribute"], 2,
+     "--distribute needs two or more devices; jax sees one"),
     (["results", "nope"], 2, "'nope'"),
     (["results", "--runs-dir", "a-file"], 2, "not a directory"),
     (["results", "--runs-dir", "does/not/exist"], 2, "does not exist"),
@@ -82,6 +86,9 @@ SPATIALMIX_TUI = [
     (["--serve", "abc"], 2, "'abc'"),
     (["--serve", "{busy_port}"], 2, "cannot serve"),
 ]
+# every row on a CPU-only machine, its CPU one device (the --distribute rows want one device)
+ENV = {**{k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}, "CUDA_VISIBLE_DEVICES": "",
+       "TF_CPP_MIN_LOG_LEVEL": "3"}
 ROWS = [("spatialmix", *row) for row in SPATIALMIX] + [("spatialmix-tui", *row) for row in SPATIALMIX_TUI]
 
 
@@ -121,7 +128,7 @@ def test_bad_input_is_one_line(workdir, busy_port, script, argv, code, word):
     argv = [a.format(busy_port=busy_port) for a in argv]
     before = tree(workdir)
     proc = subprocess.run([os.path.join(BIN, script), *argv], capture_output=True, text=True, timeout=300,
-                          cwd=workdir, stdin=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                          cwd=workdir, stdin=subprocess.DEVNULL, env=ENV)
     assert proc.returncode == code, proc.stdout[-2000:] + proc.stderr[-2000:]
     said = proc.stdout if code == 0 else proc.stderr
     lines = [line for line in said.splitlines() if line.strip()]
