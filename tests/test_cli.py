@@ -45,10 +45,8 @@ def read_events(run_dir):
         return [json.loads(line) for line in f]
 
 
-def test_smoke_run_leaves_every_artefact_and_second_run_does_nothing(tmp_path):
-    proc = spatialmix("run", "convmixer-mixing", "--scale", "smoke", "--runs-dir", str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run_dir = tmp_path / "convmixer-mixing" / "smoke-digits-seed0"
+def test_smoke_run_leaves_every_artefact_and_second_run_does_nothing(smoke_run):
+    runs_dir, run_dir = smoke_run.runs_dir, smoke_run.run_dir
     for name in ("results.csv", "events.jsonl", "figure.png", "report.md", "run.json"):
         assert (run_dir / name).stat().st_size > 0, name
     assert (run_dir / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -84,7 +82,7 @@ def test_smoke_run_leaves_every_artefact_and_second_run_does_nothing(tmp_path):
 
     before = (run_dir / "results.csv").read_bytes()
     mtimes = {c: os.path.getmtime(run_dir / "cells" / c / "model.keras") for c in cells}
-    again = spatialmix("run", "convmixer-mixing", "--scale", "smoke", "--runs-dir", str(tmp_path))
+    again = spatialmix("run", "convmixer-mixing", "--scale", "smoke", "--runs-dir", str(runs_dir))
     assert again.returncode == 0, again.stderr[-3000:]
     assert "nothing to do" in again.stdout
     assert (run_dir / "results.csv").read_bytes() == before
@@ -92,7 +90,7 @@ def test_smoke_run_leaves_every_artefact_and_second_run_does_nothing(tmp_path):
     second = read_events(run_dir)[len(kinds):]
     assert [e["event"] for e in second] == ["run_start", "run_end"]
 
-    results = spatialmix("results", "convmixer-mixing", "--runs-dir", str(tmp_path))
+    results = spatialmix("results", "convmixer-mixing", "--runs-dir", str(runs_dir))
     assert results.returncode == 0 and "3/3 cells" in results.stdout and "chans" in results.stdout
 
 
@@ -122,8 +120,9 @@ def test_sigint_cancels_a_run_even_when_started_with_sigint_ignored(tmp_path):
     assert last["event"] == "run_end" and last["status"] == "interrupted"
 
 
-@pytest.mark.slow
 def test_kill_9_mid_cell_then_resume(tmp_path):
+    """A run killed (-9) in the middle of its second cell: the rerun resumes that cell from its epoch
+    checkpoint, trains the finished first cell no more, and writes each cell's row once."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [SPATIALMIX, "run", "convmixer-mixing", "--scale", "smoke", "--runs-dir", str(tmp_path), "--quiet"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -140,7 +139,7 @@ def test_kill_9_mid_cell_then_resume(tmp_path):
             if len(ends) == 1 and len(mid) == 2:
                 os.kill(proc.pid, signal.SIGKILL)
                 victim = mid[-1]["cell"]
-        time.sleep(0.005)
+        time.sleep(0.02)
     proc.wait()
     assert victim is not None, f"never saw cell 2 mid-way: {proc.stderr.read()[-2000:]}"
     assert proc.returncode == -signal.SIGKILL
