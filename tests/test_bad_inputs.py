@@ -88,7 +88,7 @@ SPATIALMIX_TUI = [
 ]
 # every row on a CPU-only machine, its CPU one device (the --distribute rows want one device)
 ENV = {**{k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}, "CUDA_VISIBLE_DEVICES": "",
-       "TF_CPP_MIN_LOG_LEVEL": "3"}
+       "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
 ROWS = [("spatialmix", *row) for row in SPATIALMIX] + [("spatialmix-tui", *row) for row in SPATIALMIX_TUI]
 
 
