@@ -89,8 +89,9 @@ def _train_call(model, x):
 def _reference_kernels():
     """Where Keras's own ops are the reference: on torch, PyTorch's native kernels, not oneDNN.
     Keras's torch conv hands a strided 1×1 conv on channels-last input to oneDNN, whose weight
-    gradient is wrong, by a different amount on each call, below 8 input channels on AVX2
-    (uxlfoundation/oneDNN#6035): the separable ResNet's width-4 shortcut here."""
+    gradient is wrong, by a different amount on each call, when the layer has fewer input
+    channels than the CPU's vector block (8 on AVX2, 16 on AVX-512; uxlfoundation/oneDNN#6035):
+    the separable ResNet's width-4 shortcut here."""
     import contextlib
 
     if keras.backend.backend() == "torch":
