@@ -23,9 +23,20 @@ class Parser(argparse.ArgumentParser):
         return " ".join(parts) + " " if parts else ""
 
 
+def package_version():
+    """The installed spatialmix's version, from its package metadata (what a bug report quotes)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("spatialmix")
+    except PackageNotFoundError:
+        return "(not installed: run `pip install -e .` in the source tree)"
+
+
 def build_parser():
     parser = Parser(prog="spatialmix", description="How much of a vision network's power comes from "
                     "learning spatial mixing? Run the experiments of two papers as recipes.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.add_parser("list", help="the recipes, with titles")
     show = sub.add_parser("show", help="a recipe's grid and budget at each scale")
@@ -137,6 +148,9 @@ def cmd_run(args, argv):
         raise SpatialmixError(f"--seed must be an integer >= 0, got {args.seed!r}") from None
     if seed < 0:
         raise SpatialmixError(f"--seed must be an integer >= 0, got {seed}")
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        raise SpatialmixError(f"--data-dir {args.data_dir!r} is not a directory; pass the TFDS data dir that "
+                              "holds the prepared datasets (or leave it out)")
     # everything a user can get wrong is checked before Keras/TensorFlow load (seconds)
     recipe = get_recipe(args.recipe)
     resolve(recipe, args.scale, args.dataset)

@@ -4,6 +4,7 @@ before the backend is in the environment."""
 
 import json
 import os
+import shutil
 import sys
 
 from recipes.console import ProgressPrinter, import_tensorflow_quietly
@@ -70,16 +71,22 @@ def cmd_zoo(args, argv):
         print(f"{len(results)} presets verified")
         return 0
     if action == "export":
+        if not os.path.isdir(args.run_dir):  # the mistakes that need no Keras, before it loads (seconds)
+            raise SpatialmixError(f"run folder {args.run_dir} does not exist")
+        _check_makeable(args.out, "--out")
         os.environ["KERAS_BACKEND"] = default_backend(small_models=True)
         import_tensorflow_quietly()
         from recipes.core.presets_build import export_cell
 
-        if not os.path.isdir(args.run_dir):
-            raise SpatialmixError(f"run folder {args.run_dir} does not exist")
         name = args.name
-        os.makedirs(args.out, exist_ok=True)
+        made = _make_dirs(args.out, "--out")
         tmp_name = name or ".export"
-        record = export_cell(args.run_dir, args.cell, os.path.join(args.out, f"{tmp_name}.keras"), name=name)
+        try:
+            record = export_cell(args.run_dir, args.cell, os.path.join(args.out, f"{tmp_name}.keras"), name=name)
+        except SpatialmixError:
+            if made:  # nothing half-written: the folders this command made go again
+                shutil.rmtree(made, ignore_errors=True)
+            raise
         if not name:  # the arch.tag name is known once the checkpoint is read
             from recipes.core.presets_build import preset_name
 
@@ -90,14 +97,13 @@ def cmd_zoo(args, argv):
         print(json.dumps({name: record}, indent=2))
         return 0
     # build
+    from recipes.core import presets_build  # light: the preset list, no Keras yet
+
+    for name in args.only or ():
+        if name not in presets_build.SPECS_BY_NAME:
+            raise SpatialmixError(f"unknown preset {name!r}; choose one of: {', '.join(presets_build.SPECS_BY_NAME)}")
     os.environ["KERAS_BACKEND"] = args.backend or SMALL_MODEL_BACKEND
     import_tensorflow_quietly()
-    from recipes.core import presets_build
-
-    if args.only:
-        for name in args.only:
-            if name not in presets_build.SPECS_BY_NAME:
-                raise SpatialmixError(f"unknown preset {name!r}; choose one of: {', '.join(presets_build.SPECS_BY_NAME)}")
     run_dir, made = presets_build.build(args.runs_dir, args.only, progress=None if args.quiet else ProgressPrinter(),
                                         argv=["spatialmix", *argv])
     print(f"\n{'preset':<44} {'metric':>10} {'params':>7} {'bytes':>7}  sha256        rebuild")
@@ -106,6 +112,27 @@ def cmd_zoo(args, argv):
         print(f"{name:<44} {metric:>10} {r['params']:>7} {r['bytes']:>7}  {r['sha256'][:12]}  {note}")
     print(f"registry updated: zoo/checkpoints/presets.json; run folder: {run_dir}")
     return 0
+
+
+def _check_makeable(path, flag):
+    """A one-line error naming `flag` unless `path` is a directory or can be made one. Returns the
+    top folder that os.makedirs(path) would create (None if `path` is there)."""
+    from zoo.errors import SpatialmixError
+
+    top, probe = None, os.path.abspath(path)
+    while not os.path.exists(probe):
+        top, probe = probe, os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise SpatialmixError(f"{flag} {path!r} cannot be a directory: {probe} is a file; pass {flag} DIR")
+    return top
+
+
+def _make_dirs(path, flag):
+    """os.makedirs(path), or a one-line error naming `flag`. Returns the top folder it created
+    (None if `path` was there), so a failed command can take it away again."""
+    top = _check_makeable(path, flag)
+    os.makedirs(path, exist_ok=True)
+    return top
 
 
 def cmd_tune(args, argv):
@@ -123,13 +150,14 @@ def cmd_tune(args, argv):
             raise SpatialmixError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}") from None
         if ints[key] < 1:
             raise SpatialmixError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}")
+    from recipes.core.runfolder import check_writable
+
+    check_writable(args.runs_dir)
     import_tensorflow_quietly()  # the zoo's model list imports Keras: keep TF's start-up lines off stderr
     from recipes.core import tune
-    from recipes.core.engine import check_writable
 
     tune.validate(args.family, args.mode, args.dataset, args.tuner, args.scale, ints["max_trials"],
                   ints["max_params"], args.cap)
-    check_writable(args.runs_dir)
     run_dir, best = tune.tune(args.family, args.mode, args.dataset, args.tuner, ints["max_trials"], args.scale,
                               ints["max_params"], args.cap, args.runs_dir, argv=["spatialmix", *argv],
                               progress=None if args.quiet else ProgressPrinter(), epochs=ints["epochs"])

@@ -86,6 +86,52 @@ def _train_call(model, x):
     return [keras.ops.convert_to_numpy(out)] + grads + stats + [infer]
 
 
+def _reference_kernels():
+    """Where Keras's own ops are the reference: on torch, PyTorch's native kernels, not oneDNN.
+    Keras's torch conv hands a strided 1×1 conv on channels-last input to oneDNN, whose weight
+    gradient is wrong, by a different amount on each call, when the layer has fewer input
+    channels than the CPU's vector block (8 on AVX2, 16 on AVX-512; uxlfoundation/oneDNN#6035):
+    the separable ResNet's width-4 shortcut here."""
+    import contextlib
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.backends.mkldnn.flags(enabled=False)
+    return contextlib.nullcontext()
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("channels", [4, 16])
+def test_strided_1x1_conv_gradients_are_exact_with_the_fast_ops(channels):
+    """A stride-2 1×1 conv (a ResNet shortcut) trains on its true gradients: the fast ops' output,
+    kernel and input gradients equal the float64 sums. 4 input channels is below oneDNN's vector
+    block, where its own strided 1×1 weight gradient is wrong on channels-last input (see
+    _reference_kernels); 16 is above it."""
+    inputs = keras.Input((8, 8, channels))
+    conv = keras.layers.Conv2D(8, 1, strides=2, use_bias=False, padding="same")
+    model = keras.Model(inputs, keras.layers.Flatten()(conv(inputs)))
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 8, 8, channels)).astype("float32")
+    kernel = rng.standard_normal((1, 1, channels, 8)).astype("float32")
+    conv.kernel.assign(kernel)
+    r = np.random.default_rng(1).random((4, 4 * 4 * 8)).reshape(4, 4, 4, 8)   # _train_call's weights on the output
+    seen = x[:, ::2, ::2, :].astype("float64")
+    want_out = np.einsum("nhwc,co->nhwo", seen, kernel[0, 0].astype("float64"))
+    want_kernel = np.einsum("nhwc,nhwo->co", seen, r)
+    want_x = np.zeros(x.shape)
+    want_x[:, ::2, ::2, :] = np.einsum("nhwo,co->nhwc", r, kernel[0, 0].astype("float64"))
+    try:
+        runtime.apply_fast_ops()
+        for _ in range(3):   # the wrong gradient differed from call to call
+            out, grad_kernel, grad_x = _train_call(model, x)[:3]
+            np.testing.assert_allclose(out.reshape(want_out.shape), want_out, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(grad_kernel[0, 0], want_kernel, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(grad_x, want_x, rtol=1e-4, atol=1e-5)
+    finally:
+        runtime.remove_fast_ops()
+
+
 @pytest.mark.backends
 @pytest.mark.parametrize("mode", ["full", "chans"])
 @pytest.mark.parametrize("name,config", CASES, ids=["convmixer", "convmixer_even_k", "sep_resnet"])
@@ -95,7 +141,8 @@ def test_fast_ops_match_plain_ops(name, config, mode):
     weights = model.get_weights()
     x = np.random.default_rng(0).random((4, *config["input_shape"])).astype("float32")
     runtime.remove_fast_ops()
-    plain = _train_call(model, x)
+    with _reference_kernels():
+        plain = _train_call(model, x)
     model.set_weights(weights)
     try:
         active = runtime.apply_fast_ops()
@@ -200,21 +247,6 @@ def test_speed_api():
     assert default_backend() == (os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)
     assert isinstance(runtime.compile_kwargs(), dict)
     assert DEFAULT_BACKEND in BACKENDS
-
-
-def test_bench_rejects_unknown_backend_quickly():
-    """`--backend` means `--backends`; an unknown name is one line and exit 2, before any worker starts."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
-    for flag in ("--backend", "--backends"):
-        proc = subprocess.run([sys.executable, "-m", "recipes.cli", "bench", flag, "theano"],
-                              capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
-        assert proc.returncode == 2, proc.stderr
-        assert proc.stderr.strip().count("\n") == 0 and "theano" in proc.stderr and "tensorflow" in proc.stderr
-        assert proc.stdout == ""
-    # the workers' own options are not reachable from the bench's command line
-    proc = subprocess.run([sys.executable, "-m", "recipes.cli", "bench", "--worker", "keras"],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
-    assert proc.returncode == 2 and "--worker" in proc.stderr
 
 
 def test_bench_analysis_turns_samples_into_medians_and_round_by_round_ratios():

@@ -229,7 +229,7 @@ def test_export_copies_a_cell_and_prints_its_record(tmp_path, capsys):
     assert main(["zoo", "export", str(run_dir), "--cell", "nope", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cell 'nope'" in err
-    assert not os.listdir(tmp_path / "o2")
+    assert not (tmp_path / "o2").exists(), "a failed export leaves no folder behind"
 
 
 def test_zoo_verify_and_list(capsys):

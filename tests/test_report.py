@@ -2,6 +2,7 @@
 (interrupted) run and a recipe never run each show as what they are."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -26,6 +27,29 @@ class StopAfterFirstCell:
 def table_rows(text):
     return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
             for line in text.splitlines() if line.startswith("| `")}
+
+
+def test_report_of_a_real_smoke_run(smoke_run, tmp_path):
+    """`spatialmix report` on the folder a real `spatialmix run --scale smoke` wrote: its recipe's row
+    has the run, every cell, the seed, our numbers and the verdict frozen when the run ended; every
+    other recipe says "not run"."""
+    runs = tmp_path / "runs"
+    shutil.copytree(smoke_run.runs_dir, runs)
+    frozen = runfolder.RunFolder(str(runs / "convmixer-mixing" / "smoke-digits-seed0")).frozen_verdict()
+    assert frozen is not None, "a finished run freezes its verdict"
+    proc = subprocess.run([SPATIALMIX, "report", "--runs-dir", str(runs)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr
+    assert "| " + " | ".join(HEADER) + " |" in proc.stdout
+    rows = table_rows(proc.stdout)
+    assert set(rows) == {f"`{rid}`" for rid in list_recipes()}
+    done = dict(zip(HEADER, rows["`convmixer-mixing`"]))
+    recipe = get_recipe("convmixer-mixing")
+    assert done["paper"] == recipe.paper and done["run (scale · data · backend)"].startswith("smoke · digits · ")
+    assert done["cells"] == "3/3" and done["seeds"] == "0" and done["verdict"] == frozen["verdict"]
+    assert "%" in done["ours"] and "full" in done["ours"] and "chans" in done["ours"]
+    others = [dict(zip(HEADER, r)) for rid, r in rows.items() if rid != "`convmixer-mixing`"]
+    assert others and all(row["cells"] == row["verdict"] == NOT_RUN for row in others)
 
 
 @pytest.mark.slow

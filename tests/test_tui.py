@@ -17,6 +17,7 @@ import time
 import types
 import urllib.request
 
+import psutil
 import pytest
 
 from recipes.core import registry, runfolder
@@ -259,7 +260,59 @@ def test_attaches_to_a_run_started_elsewhere(tmp_path):
     finally:
         stop(process, grace=60)      # it has written run_end; let it print its verdict and exit
     assert process.returncode == 0
-    assert "running" in states or "finished" in states
+    assert "running" in states, f"the TUI never showed the outside run running; it saw {states}"
+
+
+def test_cancel_then_resume_a_real_smoke_run(tmp_path):
+    """Keys alone, on a real smoke run: s starts it, c cancels it (SIGINT -> interrupted), r resumes
+    it to the end. The resumed run trains no finished cell again, picks the cell it was in up from
+    its last epoch checkpoint, and ends with one row per cell."""
+    runs_dir = tmp_path / "runs"
+    run_dir = smoke_dir(runs_dir)
+    events_path = os.path.join(run_dir, "events.jsonl")
+
+    def events():
+        return runfolder.read_events(events_path)[0]
+
+    async def body():
+        app = make_app(runs_dir, tmp_path)
+        async with app.run_test(size=SMALL) as pilot:
+            try:
+                await pilot.pause()
+                app.screen.show_recipe(RECIPE)
+                await pilot.press("tab", "enter", "up", "enter")      # scale: smoke
+                await pilot.pause()
+                await pilot.press("s")
+                await wait_for(pilot, lambda: os.path.exists(events_path) and
+                               any(e["event"] == "epoch_end" for e in events()), RUN_TIMEOUT, "the first epoch")
+                await wait_for(pilot, lambda: getattr(view_of(app, run_dir), "state", "") == "running", 30, "running")
+                table = app.screen.query_one("#runs")
+                table.move_cursor(row=table.get_row_index(run_dir))
+                await pilot.press("c")
+                await wait_for(pilot, lambda: view_of(app, run_dir).state == "interrupted", 120, "interrupted")
+                assert events()[-1]["event"] == "run_end" and events()[-1]["status"] == "interrupted"
+                await pilot.press("r")
+                await wait_for(pilot, lambda: view_of(app, run_dir).state == "finished", RUN_TIMEOUT,
+                               "the resumed run to finish")
+                assert view_of(app, run_dir).cells_text == f"{SMOKE_CELLS}/{SMOKE_CELLS}"
+            finally:
+                kill_launches(app)  # a failed wait must not leave a run training behind
+
+    run(body())
+    log = events()
+    ends = [i for i, e in enumerate(log) if e["event"] == "run_end"]
+    assert [log[i]["status"] for i in ends] == ["interrupted", "finished"]
+    first, second = log[:ends[0] + 1], log[ends[0] + 1:]
+    finished = {e["cell"] for e in first if e["event"] == "cell_end"}
+    open_cells = [e["cell"] for e in first if e["event"] == "cell_start" and e["cell"] not in finished]
+    starts = [e for e in second if e["event"] == "cell_start"]
+    assert not finished & {e["cell"] for e in starts}, "a finished cell trained again"
+    if open_cells:                                        # cancelled inside a cell: it resumes from its checkpoint
+        done = max([e["epoch"] for e in first if e["event"] == "epoch_end" and e["cell"] == open_cells[-1]] or [0])
+        assert starts[0]["cell"] == open_cells[-1]
+        assert done <= starts[0]["resumed_from_epoch"] <= done + 1, (done, starts[0])
+    rows = runfolder.read_results(os.path.join(run_dir, "results.csv"))
+    assert len(rows) == len({r["cell"] for r in rows}) == SMOKE_CELLS
 
 
 @pytest.mark.slow
@@ -658,9 +711,8 @@ def test_serve_answers_on_loopback(tmp_path):
         assert body is not None, "no answer on 127.0.0.1 within 60 s"
         assert "spatialmix-tui" in body
         assert "spatialmix · recipes" in asyncio.run(served_screen(body)), "the app did not draw in the browser session"
-        listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout if shutil.which("ss") else ""
-        for line in listening.splitlines():
-            if f":{port} " in line:
-                assert "127.0.0.1" in line                       # loopback only
+        bound = [c.laddr.ip for c in psutil.net_connections(kind="tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+        assert bound == ["127.0.0.1"], f"port {port} listens on {bound}, not on loopback only"
     finally:
         stop(process)

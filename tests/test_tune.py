@@ -1,5 +1,5 @@
-"""`spatialmix tune`: trials as run-folder cells, the best model, resume after kill -9,
-user errors, and KerasTuner's chief + 2 workers on loopback."""
+"""`spatialmix tune`: trials as run-folder cells, the best model, resume after kill -9, and
+KerasTuner's chief + 2 workers on loopback (its user errors are in tests/test_bad_inputs.py)."""
 
 import json
 import os
@@ -35,18 +35,28 @@ def _events(run_dir):
     return runfolder.read_events(os.path.join(run_dir, "events.jsonl"))[0]
 
 
-def test_user_errors_are_one_line_and_write_nothing(tmp_path):
-    runs = tmp_path / "runs"
-    for args, words in ((["tune", "nope", "--mode", "chans"], "unknown model 'nope'"),
-                        (["tune", "convmixer", "--mode", "half"], "unknown mode 'half'"),
-                        (["tune", "convmixer", "--mode", "chans", "--max-trials", "0"], "--max-trials"),
-                        (["tune", "convmixer", "--mode", "chans", "--tuner", "grid"], "unknown tuner 'grid'"),
-                        (["tune", "convmixer", "--mode", "chans", "--scale", "paper"], "not supported by tune yet"),
-                        (["tune", "convmixer", "--mode", "chans", "--dataset", "patches"], "tune searches classifiers")):
-        out = _spatialmix([*args, "--runs-dir", str(runs)], REPO, timeout=120)
-        assert out.returncode == 2, out.stderr
-        assert words in out.stderr and out.stderr.count("\n") == 1, out.stderr
-    assert not runs.exists()
+def test_one_trial_search_end_to_end(tmp_path):
+    """A real KerasTuner search of one trial (smoke data, one epoch): the trial is a run-folder cell
+    with its configuration and metrics, and the best model is a plain Keras file of that trial."""
+    import keras
+
+    runs = str(tmp_path / "runs")
+    one = list(SMOKE)
+    one[one.index("--max-trials") + 1] = "1"
+    out = _spatialmix([*one, "--runs-dir", runs], REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = _run_dir(runs)
+    (row,) = runfolder.read_results(os.path.join(run_dir, "results.csv"))
+    assert row["cell"] == "trial=0" and row["status"] == "completed" and row["mode"] == "chans"
+    assert all(row[k] for k in ("width", "depth", "kernel_size", "patch_size", "params_trainable"))
+    assert 0 < float(row["test_accuracy"]) <= 1 and 0 < float(row["val_accuracy"]) <= 1
+    kinds = [e["event"] for e in _events(run_dir)]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end" and kinds.count("epoch_end") == 1
+    best = json.load(open(os.path.join(run_dir, "best.json")))
+    assert best["trial"] == "0" and best["config"]["width"] == int(row["width"])
+    model = keras.models.load_model(os.path.join(run_dir, "best_model.keras"), safe_mode=True)
+    assert model.count_params() == best["params_total"] == int(row["params_total"])
+    assert f"best configuration (convmixer, mode chans): width={row['width']}" in out.stdout
 
 
 @pytest.mark.slow
@@ -100,18 +110,38 @@ def _free_port():
 
 @pytest.mark.slow
 def test_chief_and_two_workers_on_loopback_finish_a_search(tmp_path):
+    """Each worker runs a trial. tuner0 is paused (SIGSTOP, as Ctrl-Z does) while it holds trial 0,
+    so the second trial can only go to tuner1; then tuner0 goes on and both finish."""
     runs = str(tmp_path / "runs")
     port = str(_free_port())
     args = [*SMOKE, "--runs-dir", runs]
     procs = {}
+
+    def start(tuner_id):
+        env = _env(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port)
+        procs[tuner_id] = subprocess.Popen([sys.executable, "-m", "recipes.cli", *args], cwd=REPO, env=env,
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                           start_new_session=True)
+
+    def wait_for_trial(tuner_id):
+        deadline = time.time() + 300
+        while time.time() < deadline and procs[tuner_id].poll() is None:
+            if any(e["event"] == "cell_start" and e.get("tuner_id") == tuner_id for e in _events(_run_dir(runs))):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{tuner_id} started no trial: {procs[tuner_id].communicate()[1][-2000:]}")
+
     try:
-        for tuner_id in ("chief", "tuner0", "tuner1"):
-            env = _env(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port)
-            procs[tuner_id] = subprocess.Popen([sys.executable, "-m", "recipes.cli", *args], cwd=REPO, env=env,
-                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                               start_new_session=True)
-            if tuner_id == "chief":
-                time.sleep(2)
+        start("chief")
+        time.sleep(2)
+        start("tuner0")
+        wait_for_trial("tuner0")
+        os.killpg(procs["tuner0"].pid, signal.SIGSTOP)
+        try:
+            start("tuner1")
+            wait_for_trial("tuner1")
+        finally:
+            os.killpg(procs["tuner0"].pid, signal.SIGCONT)
         outputs = {}
         for tuner_id in ("tuner0", "tuner1", "chief"):
             outputs[tuner_id] = procs[tuner_id].communicate(timeout=480)
@@ -123,6 +153,7 @@ def test_chief_and_two_workers_on_loopback_finish_a_search(tmp_path):
                 proc.wait(timeout=30)
     rows = runfolder.read_results(os.path.join(_run_dir(runs), "results.csv"))
     assert sorted(r["cell"] for r in rows) == ["trial=0", "trial=1"]
-    assert {r["tuner_id"] for r in rows} <= {"tuner0", "tuner1"} and all(r["status"] == "completed" for r in rows)
+    assert {r["cell"]: r["tuner_id"] for r in rows} == {"trial=0": "tuner0", "trial=1": "tuner1"}
+    assert all(r["status"] == "completed" for r in rows)
     assert "best configuration" in outputs["chief"][0]
     assert os.path.exists(os.path.join(_run_dir(runs), "best_model.keras"))

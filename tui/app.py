@@ -10,7 +10,7 @@ This module is the App (modes, background scans, starting runs), its command pal
 the entry points; the screens are tui/screens/ (one module each), what they share is
 tui/widgets.py, and the run folders are read by tui/runs.py.
 
-    spatialmix-tui [--runs-dir DIR] [--data-dir DIR] [--serve [PORT]]
+    spatialmix-tui [--runs-dir DIR] [--data-dir DIR] [--serve [PORT]] [--host ADDR] [--version]
 """
 
 import argparse
@@ -34,6 +34,7 @@ from tui.screens.recipes import RecipesScreen
 from tui.screens.results import ResultsScreen
 from tui.screens.runs import RunsScreen
 from tui.widgets import DevicePanel
+from zoo.errors import SpatialmixError, check
 
 
 # ---------------------------------------------------------------- command palette
@@ -222,18 +223,81 @@ class SpatialmixApp(App):
         return path
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, not argparse's usage block
+        self.exit(2, f"spatialmix-tui: error: {message} (see `spatialmix-tui --help`)\n")
+
+
+def package_version():
+    """The installed spatialmix's version, from its package metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("spatialmix")
+    except PackageNotFoundError:
+        return "(not installed: run `pip install -e .` in the source tree)"
+
+
+def port_number(text):
+    """--serve's PORT: an integer from 1 to 65535 (argparse turns the ValueError into one line)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"PORT must be a port number from 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"PORT must be a port number from 1 to 65535, got {port}")
+    return port
+
+
+def check_args(args):
+    """What a user can get wrong, refused in one line before the app takes the terminal. A runs
+    dir that does not exist yet is fine: the first run started here creates it."""
+    runs_dir = args.runs_dir
+    check(not os.path.exists(runs_dir) or os.path.isdir(runs_dir),
+          f"runs dir {runs_dir!r} is not a directory; pass --runs-dir DIR (where `spatialmix run` writes)")
+    probe = os.path.abspath(runs_dir)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    check(os.path.isdir(probe), f"runs dir {runs_dir!r} cannot be created: {probe} is not a directory; "
+                                "pass --runs-dir DIR")
+    check(args.data_dir is None or os.path.isdir(args.data_dir),
+          f"--data-dir {args.data_dir!r} is not a directory; pass the TFDS data dir that holds the prepared "
+          "datasets (or leave it out)")
+    if args.serve is not None:
+        import socket
+
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(args.host, args.serve, type=socket.SOCK_STREAM)[0]
+        except socket.gaierror as e:
+            raise SpatialmixError(f"--host {args.host!r} is not an address of this machine ({e.strerror}); "
+                                  "pass --host 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
+        with socket.socket(family, kind, proto) as probe_socket:  # as the server will bind it
+            probe_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe_socket.bind(address)
+            except OSError as e:
+                raise SpatialmixError(f"cannot serve on {args.host}:{args.serve} ({e.strerror}); choose another "
+                                      "port with --serve PORT, or another --host") from None
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="spatialmix-tui", description="Terminal UI over spatialmix run "
-                                     "folders: pick a recipe and start it, watch runs train, compare them, "
-                                     "browse results. Keys: ? in the app.")
+    parser = Parser(prog="spatialmix-tui", description="Terminal UI over spatialmix run "
+                    "folders: pick a recipe and start it, watch runs train, compare them, "
+                    "browse results. Keys: ? in the app.")
     parser.add_argument("--runs-dir", default="runs", help="where run folders are (default: ./runs)")
     parser.add_argument("--data-dir", help="TFDS data dir passed to the runs it starts (paper scale)")
-    parser.add_argument("--serve", nargs="?", type=int, const=8000, metavar="PORT",
+    parser.add_argument("--serve", nargs="?", type=port_number, const=8000, metavar="PORT",
                         help="serve the app to a browser with textual-serve (default port 8000)")
     parser.add_argument("--host", default="127.0.0.1", help="address --serve binds (default: 127.0.0.1)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     args = parser.parse_args(argv)
-    if args.serve is not None:
-        return serve(args)
+    try:
+        check_args(args)
+        if args.serve is not None:
+            return serve(args)
+    except SpatialmixError as e:
+        print(f"spatialmix-tui: error: {e}", file=sys.stderr)
+        return 2
     image_class = None
     if sys.__stdout__ is not None and sys.__stdout__.isatty():
         try:  # asks the terminal what it can draw: only before Textual owns the terminal
@@ -251,7 +315,11 @@ def serve(args):
     if args.data_dir:
         command += ["--data-dir", os.path.abspath(args.data_dir)]
     server = Server(shlex.join(command), host=args.host, port=args.serve, title="spatialmix-tui")
-    server.serve()
+    try:
+        server.serve()
+    except OSError as e:  # the port was taken between the check and the bind
+        raise SpatialmixError(f"cannot serve on {args.host}:{args.serve} ({e.strerror}); choose another port "
+                              "with --serve PORT") from None
     return 0
 
 

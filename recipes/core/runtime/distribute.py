@@ -13,6 +13,14 @@
   statistics are per replica (Keras's `BatchNormalization(synchronized=False)` default).
 - PyTorch: Keras 3 has no data-parallel API for it; `--distribute` says so and stops.
 
+One device is refused in one line, on every backend: a CPU-only machine is one device to
+TensorFlow and JAX, and a run on it already trains on every core. Logical devices split
+from one CPU share its cores: they would add an all-reduce per step and make BatchNorm's
+statistics per replica, and add no compute. To try data-parallel code on a CPU anyway, split it yourself:
+JAX with XLA_FLAGS=--xla_force_host_platform_device_count=2, TensorFlow with
+`tf.config.set_logical_device_configuration` before its first op (tests/test_distribute.py
+does both).
+
 The global batch size is the recipe's; each device sees batch/devices. Make it divisible
 by the number of devices.
 """
@@ -35,7 +43,7 @@ def check_backend(backend):
 
 
 def devices():
-    """The devices a data-parallel run would use, as strings."""
+    """The devices a data-parallel run would use (two or more; one is a one-line error)."""
     import keras
 
     backend = keras.backend.backend()
@@ -44,11 +52,18 @@ def devices():
         if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES") and not _INITIALIZED:
             keras.distribution.initialize()  # multi-host: reads the KERAS_DISTRIBUTION_* variables
             _INITIALIZED.append(True)
-        return list(keras.distribution.list_devices())
-    import tensorflow as tf
+        found = list(keras.distribution.list_devices())
+        split = "XLA_FLAGS=--xla_force_host_platform_device_count=2"
+    else:
+        import tensorflow as tf
 
-    found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return [d.name for d in found]
+        found = [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+        split = "tf.config.set_logical_device_configuration before TensorFlow's first op"
+    if len(found) < 2:
+        raise SpatialmixError(f"--distribute needs two or more devices; {backend} sees one ({found[0] if found else 'none'}). "
+                              f"On a CPU a run already trains on every core: drop --distribute (to try data-parallel "
+                              f"code on a CPU anyway, split it into devices: {split})")
+    return found
 
 
 @contextlib.contextmanager

@@ -6,6 +6,13 @@
   than a separate broadcast add and its gradient reduction).
 - `BatchNormalization` runs PyTorch's native batch norm (one kernel each way) instead of
   ~10 elementwise/reduction ops and their gradients; moving statistics as Keras computes them.
+- A strided 1×1 convolution (a ResNet shortcut, conv1x1's `stride2`) runs as the 1×1
+  convolution of the strided slice of its input: the same sums, and it keeps clear of
+  oneDNN's strided 1×1 weight gradient on channels-last input, which is wrong (and can hang)
+  when the layer has fewer input channels than the CPU's vector block (8 on AVX2, 16 on
+  AVX-512; uxlfoundation/oneDNN#6035). Keras's own torch conv goes there too: with
+  SPATIALMIX_FAST_OPS=0 such a layer (e.g. the smoke-scale separable ResNet's shortcuts,
+  4 channels) trains on a wrong gradient.
 
 `recipes.core.runtime` is the front that applies these; nothing here changes a model.
 """
@@ -44,6 +51,7 @@ def _make_torch_conv(original):
         if x.shape[1] % w.shape[1]:
             return original(inputs, kernel, strides, padding, data_format, dilation_rate)
         groups = x.shape[1] // w.shape[1]
+        x, strides = _unit_stride_1x1(x, w, strides)
         if padding == "same":
             x, pad = knn._apply_same_padding(x, w.shape[2:], strides, "channels_first", "conv", dilation)
         else:
@@ -79,7 +87,8 @@ def _make_torch_conv_call(original, depthwise):
                 return original(self, inputs)
             groups = x.shape[1] // w.shape[1]
         bias = convert_to_tensor(self.bias) if self.use_bias else None
-        strides, dilation = tuple(self.strides), tuple(self.dilation_rate)
+        x, strides = _unit_stride_1x1(x, w, tuple(self.strides))
+        dilation = tuple(self.dilation_rate)
         if self.padding == "same":
             x, pad = knn._apply_same_padding(x, w.shape[2:], strides, "channels_first", "conv", dilation)
         else:
@@ -89,6 +98,15 @@ def _make_torch_conv_call(original, depthwise):
 
     call.__wrapped__ = original
     return call
+
+
+def _unit_stride_1x1(x, w, strides):
+    """(x, strides) for F.conv2d: a 1×1 kernel with stride s reads only every s-th row and
+    column, so it is the stride-1 conv of x[:, :, ::s, ::s] ("same" and "valid" agree: a 1×1
+    kernel never pads). See the module docstring for why this is not left to oneDNN."""
+    if tuple(w.shape[2:]) != (1, 1) or tuple(strides) == (1, 1):
+        return x, strides
+    return x[:, :, ::strides[0], ::strides[1]], (1, 1)
 
 
 def _bn_torch(layer, inputs, training):

@@ -9,6 +9,20 @@ from recipes.core.choices import BACKENDS, MODES
 from recipes.perf.bench.config import MODELS, SIZES
 
 
+def at_least(minimum, kind=int):
+    """An argparse type: a number >= minimum (a bad value is argparse's one-line error)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number >= {minimum}, got {text!r}") from None
+        if not value >= minimum:
+            raise argparse.ArgumentTypeError(f"must be a number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
 def configure_parser(parser: argparse.ArgumentParser):
     parser.add_argument("--size", choices=sorted(SIZES), default="paper",
                         help="paper: ConvMixer-256/8 (k5, p2) + sep. ResNet-20, batch 64 of 32×32×3 (default); "
@@ -20,10 +34,10 @@ def configure_parser(parser: argparse.ArgumentParser):
     parser.add_argument("--variants", default="fast",
                         help="fast: with recipes.core.runtime's fast ops, as the training engine runs (default); "
                              "plain: stock Keras; both: fast,plain")
-    parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default: 3; tiny: 1)")
-    parser.add_argument("--steps", type=int, default=None, help="steps per sample (default: 2; tiny: 1)")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up steps after the first call (default 2)")
-    parser.add_argument("--budget", type=float, default=540.0,
+    parser.add_argument("--repeats", type=at_least(1), default=None, help="interleaved rounds (default: 3; tiny: 1)")
+    parser.add_argument("--steps", type=at_least(1), default=None, help="steps per sample (default: 2; tiny: 1)")
+    parser.add_argument("--warmup", type=at_least(0), default=None, help="warm-up steps after the first call (default 2)")
+    parser.add_argument("--budget", type=at_least(1, float), default=540.0,
                         help="seconds: skip rounds that would end later than this (default 540)")
     parser.add_argument("--no-peer", action="store_true", help="skip the plain PyTorch peer")
     parser.add_argument("--peer-channels-last", action="store_true",
