@@ -1,16 +1,16 @@
 """`spatialmix run --executor ray`: a recipe's cells as Ray tasks, on real Ray clusters.
 
 Every cluster here listens on 127.0.0.1 only, without dashboard, in a temporary Ray
-directory: either the one `spatialmix run` starts for itself (no --address) or one the test
-starts with `ray start --head` (the way a user starts one), with 2 CPUs and 2 declared GPUs
-(Ray schedules declared GPUs and sets CUDA_VISIBLE_DEVICES per task on a machine without
-any). Runs are the smoke scale of convmixer-mixing: 3 cells of 2 epochs of 4 steps.
+directory: the one `spatialmix run` starts for itself (no --address); one the test starts
+with `ray start --head` (the way a user starts one), with 2 CPUs and 2 declared GPUs (Ray
+schedules declared GPUs and sets CUDA_VISIBLE_DEVICES per task on a machine without any);
+in the slow tier, two nodes of Ray's own test cluster (ray.cluster_utils). Runs are the
+smoke scale of convmixer-mixing: 3 cells of 2 epochs of 4 steps.
 """
 
-import csv
 import importlib.util
-import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -77,19 +77,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Node:
-    """A `ray start --block` process group: the head, or a worker node joining `address`."""
+class Head:
+    """`ray start --head --block` in its own process group, as a user starts a cluster."""
 
-    def __init__(self, ray_tmpdir, address=None, cpus=2, gpus=0):
-        self.port = free_port() if address is None else None
-        self.address = address or f"127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="ray-node-", suffix=".log", delete=False)
-        role = ["--head", f"--port={self.port}", "--include-dashboard=false"] if address is None else \
-               [f"--address={address}"]
+    def __init__(self, ray_tmpdir, cpus=2, gpus=0):
+        self.address = f"127.0.0.1:{free_port()}"
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="ray-head-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
-            [RAY, "start", "--block", *role, "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}",
-             f"--num-gpus={gpus}", "--object-store-memory=100000000", "--disable-usage-stats",
-             *([f"--temp-dir={ray_tmpdir}"] if address is None else [])],
+            [RAY, "start", "--head", "--block", f"--port={self.address.split(':')[1]}", "--node-ip-address=127.0.0.1",
+             f"--num-cpus={cpus}", f"--num-gpus={gpus}", "--include-dashboard=false", f"--temp-dir={ray_tmpdir}",
+             "--object-store-memory=100000000", "--disable-usage-stats"],
             env=ray_env(ray_tmpdir), stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 180
         while "Ray runtime started" not in open(self.log.name).read():
@@ -97,25 +94,37 @@ class Node:
             time.sleep(0.2)
 
     def kill(self):
-        """Every process of the node at once (SIGKILL to its process group): a machine lost."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=60)
         os.unlink(self.log.name)
 
-    def holds(self, pid):
-        try:
-            return os.getpgid(pid) == self.process.pid
-        except ProcessLookupError:
-            return False
+
+def listening(pgid):
+    """The addresses the processes of a process group listen on (TCP)."""
+    found = []
+    for line in subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines():
+        for pid in (int(p) for p in re.findall(r"pid=(\d+)", line)):
+            try:
+                if os.getpgid(pid) == pgid:
+                    found.append(line.split()[3])
+            except ProcessLookupError:
+                pass
+    return found
 
 
 @pytest.fixture(scope="module")
 def head(ray_dir):
-    """A one-node cluster with 2 CPUs and 2 declared GPUs, as `ray start --head` starts it."""
-    node = Node(ray_dir, cpus=2, gpus=2)
-    yield node
-    node.kill()
+    """A one-node cluster with 2 CPUs and 2 declared GPUs, as `ray start --head` starts it,
+    listening on loopback only."""
+    node = Head(ray_dir, cpus=2, gpus=2)
+    try:
+        if shutil.which("ss"):
+            addresses = listening(node.process.pid)
+            assert addresses and all("127.0.0.1" in a for a in addresses), addresses
+        yield node
+    finally:
+        node.kill()
 
 
 # ---------------------------------------------------------------- running and reading
@@ -346,27 +355,54 @@ print(ray.get(probe.remote(sys.argv[2], "another-run")))
     assert "(another run's run.json there)" in other and "mounts at the same path" in other
 
 
+TWO_NODES = """
+import sys
+import ray.cluster_utils
+cluster = ray.cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+worker = cluster.add_node(num_cpus=1)
+print(cluster.address, worker.all_processes["raylet"][0].process.pid, flush=True)
+for line in sys.stdin:
+    if line.strip() == "remove":
+        cluster.remove_node(worker, allow_graceful=False)   # SIGKILL to every process of the node
+        print("removed", flush=True)
+cluster.shutdown()
+"""
+
+
 @pytest.mark.slow
 def test_removing_a_worker_node_mid_run_loses_no_cell(tmp_path, ray_dir):
-    """Two nodes on one machine: a head and a worker node, 1 CPU each. The worker node is
-    killed whole while it trains a cell; Ray runs the cell again on the head, from its checkpoint."""
-    head = Node(ray_dir, cpus=1)
-    worker = Node(ray_dir, address=head.address, cpus=1)
-    folder = folder_of(tmp_path)
-    driver = start(ray_dir, tmp_path, "--executor", "ray", "--address", head.address, "--max-retries", "3")
+    """Two nodes on one machine (Ray's own test cluster, ray.cluster_utils): a head and a
+    worker node, 1 CPU each. The worker node is removed (its processes killed) while it
+    trains a cell; Ray runs the cell again on the head, from the cell's last checkpoint.
+    (`ray start --address` refuses to join a cluster kept on loopback, hence cluster_utils.)"""
+    nodes = subprocess.Popen([sys.executable, "-c", TWO_NODES], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, env=ray_env(ray_dir), start_new_session=True)
+    folder, driver = folder_of(tmp_path), None
     try:
+        address, raylet = nodes.stdout.readline().split()
+        driver = start(ray_dir, tmp_path, "--executor", "ray", "--address", address, "--max-retries", "3")
+
         def on_worker():
             found = mid_cell(folder)
-            return found if found and worker.holds(found[1]["pid"]) else None
+            if found and os.path.exists(f"/proc/{found[1]['pid']}"):
+                with open(f"/proc/{found[1]['pid']}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[1] == raylet:   # a child of the worker node's raylet
+                        return found
+            return None
 
         victim, started = wait_until(on_worker, "a cell past its first epoch on the worker node", driver)
-        worker.kill()
+        nodes.stdin.write("remove\n")
+        nodes.stdin.flush()
+        assert nodes.stdout.readline().strip() == "removed"
         _, stderr = driver.communicate(timeout=TIMEOUT)
     finally:
-        if driver.poll() is None:
+        if driver is not None and driver.poll() is None:
             driver.kill()
-        worker.kill() if worker.process.poll() is None else None
-        head.kill()
+        nodes.stdin.close()
+        try:
+            nodes.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(nodes.pid, signal.SIGKILL)
     assert driver.returncode == 0, stderr[-3000:]
     rows = rows_of(folder)
     assert len(rows) == CELLS and len(folder.rows()) == CELLS
