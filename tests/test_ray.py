@@ -23,8 +23,8 @@ import pytest
 
 from recipes.core import runfolder
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                                reason="Ray is not installed: pip install 'spatialmix[ray]' (scripts/setup.sh does)")
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="Ray is not installed: pip install 'spatialmix[ray]' (scripts/setup.sh does)")
 
 BIN = os.path.dirname(sys.executable)
 SPATIALMIX, RAY = os.path.join(BIN, "spatialmix"), os.path.join(BIN, "ray")
@@ -191,6 +191,7 @@ def printed_table(stdout):
 
 # ---------------------------------------------------------------- the tests
 
+@needs_ray
 def test_ray_gives_the_local_cells_and_metrics_with_two_cells_at_once_on_their_own_gpus(tmp_path, ray_dir, head):
     local = run(ray_dir, tmp_path / "local")
     assert local.returncode == 0, local.stderr[-3000:]
@@ -230,6 +231,7 @@ def test_ray_gives_the_local_cells_and_metrics_with_two_cells_at_once_on_their_o
     assert not os.path.exists(os.path.join(theirs.cell_dir(next(iter(want))), ".lock"))
 
 
+@needs_ray
 def test_a_killed_worker_is_retried_and_its_cell_resumes_from_its_checkpoint(tmp_path, ray_dir):
     """No --address: the run starts its own one-machine cluster."""
     folder = folder_of(tmp_path)
@@ -253,6 +255,7 @@ def test_a_killed_worker_is_retried_and_its_cell_resumes_from_its_checkpoint(tmp
                                                          if f.startswith("epoch-")]
 
 
+@needs_ray
 def test_after_the_driver_is_killed_the_rerun_trains_no_finished_cell_again_and_loses_none(tmp_path, ray_dir):
     folder = folder_of(tmp_path)
     driver = start(ray_dir, tmp_path, "--executor", "ray")
@@ -284,6 +287,7 @@ def test_after_the_driver_is_killed_the_rerun_trains_no_finished_cell_again_and_
     assert int(rows_of(folder)[victim]["resumed_from_epoch"]) >= 1
 
 
+@needs_ray
 def test_a_second_driver_is_refused_before_it_starts_a_cluster(tmp_path, ray_dir):
     folder = folder_of(tmp_path)
     first = start(ray_dir, tmp_path, "--executor", "ray")
@@ -307,6 +311,18 @@ def test_a_second_driver_is_refused_before_it_starts_a_cluster(tmp_path, ray_dir
     assert last["event"] == "run_end" and last["status"] == "interrupted"
 
 
+def test_without_ray_the_executor_is_a_one_line_install_hint(tmp_path):
+    """Ray is an optional extra: where it is not importable, --executor ray says how to install it."""
+    code = ("import sys; sys.modules['ray'] = None\n"     # what an environment without Ray finds
+            "from recipes.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "run", RECIPE, "--scale", "smoke", "--runs-dir",
+                           str(tmp_path / "runs"), "--executor", "ray"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == ("spatialmix: error: --executor ray needs Ray, which is not "
+                                                    "installed; install it with: pip install 'spatialmix[ray]'\n")
+    assert not os.path.exists(tmp_path / "runs")
+
+
+@needs_ray
 def test_ray_flags_are_checked_before_anything_runs(tmp_path, ray_dir):
     for args, words in ((["--address", "auto"], "--address applies only to --executor ray"),
                         (["--executor", "ray", "--gpus-per-cell", "1.5"], "--gpus-per-cell must be a whole number"),
@@ -319,6 +335,7 @@ def test_ray_flags_are_checked_before_anything_runs(tmp_path, ray_dir):
     assert not os.path.exists(tmp_path / "runs")
 
 
+@needs_ray
 def test_a_cell_that_needs_more_gpus_than_any_node_has_is_one_line(tmp_path, ray_dir, head):
     proc = run(ray_dir, tmp_path, "--executor", "ray", "--address", head.address, "--gpus-per-cell", "4")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
@@ -326,6 +343,7 @@ def test_a_cell_that_needs_more_gpus_than_any_node_has_is_one_line(tmp_path, ray
     assert not os.path.exists(folder_of(tmp_path).path)
 
 
+@needs_ray
 def test_a_node_that_cannot_see_the_run_folder_is_a_clear_error(tmp_path, ray_dir, head):
     """The check each task makes first, run in a Ray task: the folder its driver wrote is not
     there (a node without the shared filesystem), or another run's is."""
@@ -369,6 +387,7 @@ cluster.shutdown()
 """
 
 
+@needs_ray
 @pytest.mark.slow
 def test_removing_a_worker_node_mid_run_loses_no_cell(tmp_path, ray_dir):
     """Two nodes on one machine (Ray's own test cluster, ray.cluster_utils): a head and a
@@ -411,6 +430,7 @@ def test_removing_a_worker_node_mid_run_loses_no_cell(tmp_path, ray_dir):
     assert int(rows[victim]["resumed_from_epoch"]) >= 1
 
 
+@needs_ray
 @pytest.mark.slow
 def test_distribute_trains_each_cell_over_exactly_its_own_gpus(tmp_path, ray_dir, head):
     """--distribute --gpus-per-cell 2 on a node with 2 GPUs: each cell gets both, so cells
