@@ -4,7 +4,9 @@
 (its layout and files: recipes.core.runfolder). The same command again skips finished
 cells and resumes an interrupted one from its last finished epoch. When the last cell is
 done it draws the figure, judges the claim, freezes the verdict in verdict.json and
-writes report.md.
+writes report.md. Where the cells train is the executor's part
+(recipes.core.runtime.executors): in this process, one after another (the default), or
+each as a Ray task on a cluster (`spatialmix run ... --executor ray`, `run_cell_task`).
 """
 
 import dataclasses
