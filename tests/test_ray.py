@@ -325,6 +325,8 @@ def test_without_ray_the_executor_is_a_one_line_install_hint(tmp_path):
 @needs_ray
 def test_ray_flags_are_checked_before_anything_runs(tmp_path, ray_dir):
     for args, words in ((["--address", "auto"], "--address applies only to --executor ray"),
+                        (["--executor", "ray", "--address", f"127.0.0.1:{free_port()}"],
+                         "cannot reach the Ray cluster at 127.0.0.1:"),
                         (["--executor", "ray", "--gpus-per-cell", "1.5"], "--gpus-per-cell must be a whole number"),
                         (["--executor", "ray", "--cpus-per-cell", "0"], "--cpus-per-cell must be > 0"),
                         (["--executor", "ray", "--max-retries", "-1"], "--max-retries must be >= 0"),

@@ -34,6 +34,7 @@ import logging
 import os
 import platform
 import re
+import socket
 
 from zoo.errors import SpatialmixError, check
 
@@ -146,6 +147,8 @@ class RayExecutor:
             # The run's own cluster listens on loopback only. Ray resolves "127.0.0.1" to the
             # machine's network address unless this is set, and reads it when it is imported.
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        if self.address not in (None, "auto"):
+            _check_reachable(self.address)
         import ray
 
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
@@ -244,6 +247,17 @@ class RayExecutor:
         self.pending = {}
         if ray.is_initialized():
             ray.shutdown()
+
+
+def _check_reachable(address, timeout_s=10):
+    """A one-line error now for a head that does not answer (Ray itself keeps retrying for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise SpatialmixError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); start its head with "
+                              "`ray start --head`, check the address it printed, or drop --address for a local "
+                              "one") from None
 
 
 def _first_line(error):
