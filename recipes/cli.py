@@ -52,7 +52,16 @@ def build_parser():
     run.add_argument("--data-dir", help="TFDS data dir for paper-scale datasets (default: TFDS's own)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--distribute", action="store_true", help="data-parallel over every local device "
-                     "(jax: keras.distribution.DataParallel; tensorflow: tf.distribute.MirroredStrategy)")
+                     "(jax: keras.distribution.DataParallel; tensorflow: tf.distribute.MirroredStrategy); "
+                     "under --executor ray, over the cell's own GPUs")
+    run.add_argument("--executor", default="local", help="local (default: every cell in this process, one after "
+                     "another) | ray (every cell a Ray task on a cluster; needs spatialmix[ray])")
+    run.add_argument("--address", help="ray: the cluster to join, 'auto' or HOST:PORT of `ray start --head` "
+                     "(default: start a one-machine cluster for this run, on loopback)")
+    run.add_argument("--gpus-per-cell", help="ray: GPUs each cell gets (default 0; a fraction below 1 shares a GPU)")
+    run.add_argument("--cpus-per-cell", help="ray: CPUs each cell gets (default 1)")
+    run.add_argument("--max-retries", help="ray: times a cell is started again when its worker or node dies "
+                     "(default 3); it resumes from its last epoch checkpoint")
     results = sub.add_parser("results", help="the results tables of finished and running runs, as text")
     results.add_argument("recipe", nargs="?")
     results.add_argument("--runs-dir", default="runs")
@@ -159,12 +168,16 @@ def cmd_run(args, argv):
         from recipes.core.runtime.distribute import check_backend
 
         check_backend(os.environ["KERAS_BACKEND"])
+    from recipes.core.runtime.executors import make_executor
+
+    executor = make_executor(args.executor, args.address, args.gpus_per_cell, args.cpus_per_cell, args.max_retries)
     import_tensorflow_quietly()
     from recipes.core.engine import run_recipe
 
     printer = None if args.quiet else ProgressPrinter()
     run_dir, finding = run_recipe(recipe, args.scale, args.dataset, args.runs_dir, seed, args.data_dir,
-                                  argv=["spatialmix", *argv], progress=printer, distribute=args.distribute)
+                                  argv=["spatialmix", *argv], progress=printer, distribute=args.distribute,
+                                  executor=executor)
     print(f"\n{recipe.id}: the claim {finding.verdict} at {args.scale} scale. {finding.summary}")
     if finding.table:
         print(finding.table)
@@ -174,7 +187,7 @@ def cmd_run(args, argv):
 def cmd_results(args, argv):
     from recipes.core import claims, runfolder
     from recipes.core.registry import get_recipe, list_recipes
-    from recipes.core.reproduction import verdict_text
+    from recipes.core.reproduction import placement_text, training_text, verdict_text
 
     if args.recipe:
         get_recipe(args.recipe)
@@ -197,6 +210,9 @@ def cmd_results(args, argv):
             print(format_rows(rows, recipe))
             finding = claims.judge(recipe, meta["scale"], rows)
             print(f"claim: {verdict_text(recipe, folder, meta, rows)}. {finding.summary}")
+        for label, text in (("training", training_text(folder, folder.status())), ("ran on", placement_text(folder))):
+            if text:
+                print(f"{label}: {text}")
         print()
 
 

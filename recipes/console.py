@@ -40,6 +40,8 @@ class ProgressPrinter:
         self.stream = stream
         self.cell_times = []
         self.cell_t0 = None
+        self.started = {}         # cell -> when its cell_start came (cells train at once under Ray)
+        self.remote = False       # cells run as Ray tasks: lines name their cell and where it runs
         self.total = self.todo = 0
 
     def __call__(self, e):
@@ -51,10 +53,15 @@ class ProgressPrinter:
             if not self.todo:
                 self._print("nothing to do: every cell has a results row")
         elif kind == "cell_start":
-            self.cell_t0 = time.time()
+            self.cell_t0 = self.started[e["cell"]] = time.time()
             resumed = f" (resuming after epoch {e['resumed_from_epoch']})" if e["resumed_from_epoch"] else ""
-            self._print(f"[{e['index']}/{e['cells_total']}] {e['cell']}{resumed}")
+            where = ""
+            if e.get("host"):
+                self.remote = True
+                where = f" on {e['host']}" + (f" GPU {','.join(map(str, e['gpus']))}" if e.get("gpus") else "")
+            self._print(f"[{e['index']}/{e['cells_total']}] {e['cell']}{resumed}{where}")
         elif kind == "epoch_end":
+            self.cell_t0 = self.started.get(e["cell"], self.cell_t0 or time.time())
             m = e["metrics"]
             shown = "  ".join(f"{k} {_fmt(k, v)}" for k, v in m.items() if k in
                               ("loss", "accuracy", "val_accuracy", "val_loss", "psnr", "val_psnr"))
@@ -63,11 +70,13 @@ class ProgressPrinter:
             cell_eta = elapsed / e["epoch"] * (e["epochs"] - e["epoch"]) if e["epoch"] else 0
             per_cell = (sum(self.cell_times) / len(self.cell_times)) if self.cell_times else elapsed / e["epoch"] * e["epochs"]
             left = max(self.todo - len(self.cell_times) - 1, 0)
-            self._print(f"    epoch {e['epoch']}/{e['epochs']}  {shown}{rate}  ETA cell {_dur(cell_eta)}, run {_dur(cell_eta + left * per_cell)}")
+            who = f"{e['cell']} " if self.remote else ""
+            self._print(f"    {who}epoch {e['epoch']}/{e['epochs']}  {shown}{rate}  ETA cell {_dur(cell_eta)}, run {_dur(cell_eta + left * per_cell)}")
         elif kind == "cell_end":
-            self.cell_times.append(time.time() - self.cell_t0)
+            self.cell_times.append(time.time() - self.started.pop(e["cell"], self.cell_t0 or time.time()))
             main = {k: v for k, v in e["metrics"].items() if k.startswith("test_") or k in ("psnr",)}
-            self._print("    done: " + "  ".join(f"{k} {_fmt(k, v)}" for k, v in main.items()) + f"  ({_dur(e['wall_s'])})")
+            who = f"{e['cell']} " if self.remote else ""
+            self._print(f"    {who}done: " + "  ".join(f"{k} {_fmt(k, v)}" for k, v in main.items()) + f"  ({_dur(e['wall_s'])})")
         elif kind == "error":
             self._print(f"error in {e.get('cell') or 'run'}: {e['message']}")
         elif kind == "run_end" and e["status"] != "finished":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create or refresh ./.venv with spatialmix and all three Keras backends (TensorFlow, JAX,
-# PyTorch CPU) plus the test tools. Re-running is cheap: it reinstalls only when
-# pyproject.toml or the constraints changed.
+# PyTorch CPU), Ray (`--executor ray`, tests/test_ray.py) and the test tools. Re-running is
+# cheap: it reinstalls only when pyproject.toml or the constraints changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -12,9 +12,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "setup: .venv is up to date"
   exit 0
 fi
-echo "setup: creating .venv and installing spatialmix[jax,torch,dev] (first time: a few minutes)"
+echo "setup: creating .venv and installing spatialmix[jax,torch,ray,dev] (first time: a few minutes)"
 [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -c scripts/constraints-cpu.txt -e ".[jax,torch,dev]"
+"$venv/bin/python" -m pip install --quiet -c scripts/constraints-cpu.txt -e ".[jax,torch,ray,dev]"
 echo "$want" > "$stamp"
-"$venv/bin/python" -c "import keras, tensorflow, jax, torch; print('setup: keras', keras.__version__, '| tensorflow', tensorflow.__version__, '| jax', jax.__version__, '| torch', torch.__version__)"
+"$venv/bin/python" -c "import keras, tensorflow, jax, torch, ray; print('setup: keras', keras.__version__, '| tensorflow', tensorflow.__version__, '| jax', jax.__version__, '| torch', torch.__version__, '| ray', ray.__version__)"

@@ -447,6 +447,73 @@ def write_run(runs_dir, name, accuracies, status="finished", verdict="does not h
     return os.path.abspath(run_dir)
 
 
+def write_ray_run(runs_dir, t0=1_700_000_000.0):
+    """A Ray run as its writers leave it mid-way: the driver's log (run_start, one cell_end) and
+    each cell's own log (cell_start with its node and GPU, epoch_end), two cells still training."""
+    run_dir = os.path.join(runs_dir, RECIPE, "smoke-digits-seed0")
+    folder = runfolder.RunFolder(run_dir).create()
+    folder.record_invocation({"recipe": RECIPE, "scale": "smoke", "dataset": "digits", "seed": 0, "backend": "torch"},
+                             {"argv": ["spatialmix", "run", RECIPE, "--scale", "smoke", "--executor", "ray"]})
+    log = folder.event_log()
+    log.emit("run_start", recipe=RECIPE, scale="smoke", dataset="digits", backend="torch", seed=0, cells_total=3,
+             cells_done=0, run_dir=folder.path, argv=[])
+    placed = {"mode=full,depth=1,seed=0": ("node-a", "0"), "mode=chans,depth=1,seed=0": ("node-a", "1"),
+              "mode=space,depth=1,seed=0": ("node-b", "0")}
+    for i, (cell, (host, gpu)) in enumerate(placed.items(), start=1):
+        cell_log = folder.cell_event_log(cell)
+        cell_log.emit("cell_start", cell=cell, index=i, cells_total=3, config={}, epochs=2, resumed_from_epoch=0,
+                      host=host, node=f"{host}-id", gpus=[gpu], pid=1000 + i)
+        cell_log.emit("epoch_end", cell=cell, epoch=1, epochs=2, metrics={"loss": 2.0 - i / 10, "accuracy": 0.1 * i},
+                      samples_per_s=100.0, seconds=1.0)
+    log.emit("cell_end", cell="mode=full,depth=1,seed=0", index=1, cells_total=3, metrics={"test_accuracy": 0.5},
+             wall_s=2.0, host="node-a", node="node-a-id", gpus=["0"])
+    return folder
+
+
+def test_a_ray_run_is_followed_through_its_cells_logs_with_node_and_gpu(tmp_path):
+    """Under --executor ray a cell's epochs are in its own log; the Runs screen merges them and
+    shows where each cell trains: the table's node · GPU column, the info line, the legend."""
+    runs_dir = tmp_path / "runs"
+    folder = write_ray_run(runs_dir)
+    code = ("import sys, time; from recipes.core.runfolder import RunFolder\n"
+            "with RunFolder(sys.argv[1]).lock():\n    print('locked', flush=True); time.sleep(600)")
+    driver = subprocess.Popen([sys.executable, "-c", code, folder.path], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)    # a live driver holds the run lock: the run is running
+
+    async def body():
+        assert driver.stdout.readline().strip() == "locked"
+        app = make_app(runs_dir, tmp_path)
+        async with app.run_test(size=LARGE) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: getattr(view_of(app, folder.path), "state", None) == "running", 30, "running")
+            v = view_of(app, folder.path)
+            assert v.cells_text == "1/3"
+            assert [(c, e, w) for c, e, _, w in v.training] == [("mode=chans,depth=1,seed=0", 1, "node-a GPU 1"),
+                                                                 ("mode=space,depth=1,seed=0", 1, "node-b GPU 0")]
+            table = app.screen.query_one("#runs")
+            assert str(table.get_cell(folder.path, "where")) == "node-a GPU 1, node-b GPU 0"
+            info = str(app.screen.query_one("#run-info").render())
+            assert "chans d1 s0 1/2 on node-a GPU 1" in info and "space d1 s0 1/2 on node-b GPU 0" in info
+            assert "full d1 s0 @ node-a GPU 0" in info                       # the legend: every cell's
+            # followed live: a new epoch in a cell's own log shows on the next scan
+            folder.cell_event_log("mode=space,depth=1,seed=0").emit(
+                "epoch_end", cell="mode=space,depth=1,seed=0", epoch=2, epochs=2, metrics={"loss": 1.0}, seconds=1.0)
+            await wait_for(pilot, lambda: view_of(app, folder.path).curves["mode=space,depth=1,seed=0"].epoch == [1, 2],
+                           30, "the new epoch")
+            driver.kill()
+            driver.wait()
+            folder.event_log().emit("run_end", status="interrupted", cells_done=1, cells_total=3, wall_s=3.0)
+            await wait_for(pilot, lambda: view_of(app, folder.path).state == "interrupted", 30, "interrupted")
+            assert str(table.get_cell(folder.path, "where")) == "ray · 2 hosts"
+
+    try:
+        run(body())
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+
+
 def test_truncated_event_log_and_empty_folder_do_not_crash(tmp_path):
     runs_dir = tmp_path / "runs"
     full = write_run(runs_dir, "smoke-digits-seed0", accuracies=(0.9, 0.8, 0.5))

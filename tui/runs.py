@@ -58,14 +58,17 @@ class CellCurve:
     seconds: list = dataclasses.field(default_factory=list)
     samples_per_s: float | None = None
     done: bool = False
+    where: str | None = None      # the Ray node and GPUs that train(ed) it ('host GPU 0'); None: locally
 
 
 class RunFollower:
-    """Follows one run folder: reads events.jsonl from the last offset on each `update()`."""
+    """Follows one run folder: on each `update()` reads on from the last offsets of its event
+    log and of every cell's own log (a Ray run's cells write their epochs there), merged by time."""
 
     def __init__(self, run_dir):
         self.folder = runfolder.RunFolder(run_dir)
         self.run_dir = self.folder.path
+        self.logs = self.folder.follow()
         self.offset = 0
         self.bad_lines = 0
         self.reset()
@@ -75,7 +78,8 @@ class RunFollower:
         self.cells = {}
         self.cells_total = None
         self.cells_done = 0
-        self.current = None          # cell id being trained
+        self.current = None          # cell id being trained (the newest started, when several train at once)
+        self.training = []           # cell ids started and not ended, oldest first
         self.run_end = None          # the run_end event after the last run_start
         self.last_error = None       # message of the newest error event
         self.starts = 0
@@ -85,7 +89,7 @@ class RunFollower:
     def update(self):
         """Read the events appended since the last call. Returns how many were read."""
         try:
-            events, self.offset, bad = self.folder.events(self.offset)
+            events, self.offset, bad = self.logs.read()
         except OSError:
             return 0
         self.bad_lines += bad
@@ -106,14 +110,18 @@ class RunFollower:
             self.cells_done = e.get("cells_done") or 0
             self.run_end = None
             self.current = None
+            self.training = []
         elif kind == "cell_start":
             cid = e.get("cell")
             curve = self.cells.get(cid)
             if curve is None or curve.done:
                 curve = self.cells[cid] = CellCurve(cid)
             curve.index, curve.epochs = e.get("index") or 0, e.get("epochs")
+            curve.where = runfolder.CellProgress(cid, host=e.get("host"), node=e.get("node"), gpus=e.get("gpus")).where
             self.cells_total = e.get("cells_total", self.cells_total)
             self.current = cid
+            if cid not in self.training:
+                self.training.append(cid)
         elif kind == "epoch_end":
             cid = e.get("cell")
             curve = self.cells.setdefault(cid, CellCurve(cid))
@@ -132,11 +140,16 @@ class RunFollower:
             curve.seconds.append(e.get("seconds"))
             curve.samples_per_s = e.get("samples_per_s")
         elif kind == "cell_end":
-            curve = self.cells.setdefault(e.get("cell"), CellCurve(e.get("cell")))
+            cid = e.get("cell")
+            curve = self.cells.setdefault(cid, CellCurve(cid))
             curve.done = True
+            curve.where = runfolder.CellProgress(cid, host=e.get("host"), node=e.get("node"),
+                                                 gpus=e.get("gpus")).where or curve.where
             self.cells_done += 1
             self.cells_total = e.get("cells_total", self.cells_total)
-            self.current = None
+            if cid in self.training:
+                self.training.remove(cid)
+            self.current = self.training[-1] if self.training else None
         elif kind == "run_end":
             self.run_end = e
             self.cells_done = e.get("cells_done", self.cells_done)
@@ -166,7 +179,10 @@ class RunFollower:
             scale=info.get("scale"), dataset=info.get("dataset"), backend=info.get("backend"),
             seed=info.get("seed"), state=state, pid=pid if state == "running" else None,
             cells_done=self.cells_done, cells_total=self.cells_total,
-            current_cell=self.current, error=self.last_error if state == "failed" else None,
+            current_cell=self.current,
+            training=[(cid, self.cells[cid].epoch[-1] if self.cells[cid].epoch else 0, self.cells[cid].epochs,
+                       self.cells[cid].where) for cid in self.training if cid in self.cells] if state == "running" else [],
+            error=self.last_error if state == "failed" else None,
             last_error=self.last_error,
             curves={cid: _copy_curve(c) for cid, c in self.cells.items()},
             argv=_last_argv(meta) or self.meta.get("argv"),
@@ -188,7 +204,7 @@ class RunFollower:
 
 def _copy_curve(c):
     return CellCurve(c.cell, c.index, c.epochs, list(c.epoch), {k: list(v) for k, v in c.metrics.items()},
-                     list(c.seconds), c.samples_per_s, c.done)
+                     list(c.seconds), c.samples_per_s, c.done, c.where)
 
 
 def _last_argv(meta):
@@ -227,6 +243,7 @@ class RunView:
     cells_done: int = 0
     cells_total: int | None = None
     current_cell: str | None = None
+    training: list = dataclasses.field(default_factory=list)   # [(cell, epoch, epochs, where)] of a running run
     epoch: int | None = None
     epochs: int | None = None
     samples_per_s: float | None = None
@@ -254,6 +271,16 @@ class RunView:
     @property
     def cells_text(self):
         return f"{self.cells_done}/{self.cells_total if self.cells_total is not None else '?'}"
+
+    @property
+    def where_text(self):
+        """Where the cells train or trained: the Ray nodes/GPUs of the cells training now, else
+        how many hosts ran its cells as Ray tasks; '' for a run that trained in its own process."""
+        placed = [w for *_, w in self.training if w]
+        if placed:
+            return ", ".join(placed[:2]) + (f" +{len(placed) - 2}" if len(placed) > 2 else "")
+        hosts = {c.where.split(" GPU ")[0] for c in self.curves.values() if c.where}
+        return f"ray · {len(hosts)} host{'s' if len(hosts) != 1 else ''}" if hosts else ""
 
     @property
     def epoch_text(self):

@@ -4,7 +4,9 @@
 (its layout and files: recipes.core.runfolder). The same command again skips finished
 cells and resumes an interrupted one from its last finished epoch. When the last cell is
 done it draws the figure, judges the claim, freezes the verdict in verdict.json and
-writes report.md.
+writes report.md. Where the cells train is the executor's part
+(recipes.core.runtime.executors): in this process, one after another (the default), or
+each as a Ray task on a cluster (`spatialmix run ... --executor ray`, `run_cell_task`).
 """
 
 import dataclasses
@@ -133,17 +135,23 @@ check_writable = runfolder.check_writable
 
 
 def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, data_dir=None,
-               argv=None, progress=None, distribute=False):
+               argv=None, progress=None, distribute=False, executor=None):
     """Run (or resume) every cell of `recipe` at `scale_name`; then figure, verdict and report.
 
     `distribute=True` trains each cell data-parallel over every local device
     (recipes.core.runtime.distribute: JAX DataParallel, TensorFlow MirroredStrategy).
+    `executor` says where the cells train (recipes.core.runtime.executors): None or a
+    `LocalExecutor` trains them here, one after another; a `RayExecutor` submits each as a
+    Ray task, and this process stays the only writer of results.csv and the run's log.
     `progress(event_dict)` is called with every event (the CLI prints them).
     Returns RunResult(run_dir, finding). User errors raise SpatialmixError before anything
     is written.
     """
     import keras
 
+    from recipes.core.runtime import executors
+
+    executor = executor or executors.LocalExecutor()
     scale, dataset = resolve(recipe, scale_name, dataset)
     check(isinstance(seed, int) and seed >= 0, f"seed must be an integer >= 0, got {seed!r}")
     runfolder.check_writable(runs_dir)
@@ -153,64 +161,111 @@ def run_recipe(recipe, scale_name="cpu", dataset=None, runs_dir="runs", seed=0, 
         from recipes.core.runtime import distribute as distribute_lib
 
         distribute_lib.check_backend(keras.backend.backend())
-        settings = {**(settings or {}), "distribute": {"devices": [str(d) for d in distribute_lib.devices()]}}
+        if executor.kind == "local":  # under Ray each cell's task sees the devices Ray gave it
+            settings = {**(settings or {}), "distribute": {"devices": [str(d) for d in distribute_lib.devices()]}}
     from recipes.core import data
     data.num_examples(dataset, "test", data_dir=data_dir)  # a missing TFDS set fails here, before any file
     backend = keras.backend.backend()
     folder = runfolder.RunFolder(run_dir_for(runs_dir, recipe, scale_name, dataset, seed))
     folder.check_backend(backend)
-    folder.create()
-    log = folder.event_log(listener=progress)
-    emit = log.emit
+    if os.path.isdir(folder.path):
+        with folder.lock():  # a second driver is refused here, before it starts or joins a cluster
+            pass
+    try:
+        where = executor.open(backend)
+        if where is not None:
+            settings = {**(settings or {}), "executor": where}
+        folder.create()
+        log = folder.event_log(listener=progress)
+        with folder.lock():
+            return _drive(recipe, scale_name, scale, dataset, seed, data_dir, argv, progress, distribute, executor,
+                          settings, backend, folder, log.emit)
+    finally:
+        executor.close()
 
-    with folder.lock():
-        folder.remove_stale_temp_files()
-        folder.record_invocation(
-            {"recipe": recipe.id, "title": recipe.title, "paper": recipe.paper, "scale": scale_name,
-             "dataset": dataset, "seed": seed, "backend": backend, "command": " ".join(argv) if argv else None},
-            runfolder.invocation(argv, settings))
-        done_ids = {row["cell"] for row in folder.rows()}
-        grid = expand_grid(scale, seed)
-        t_run = time.time()
-        emit("run_start", recipe=recipe.id, scale=scale_name, dataset=dataset, backend=backend, seed=seed,
-             cells_total=len(grid), cells_done=len(done_ids & {cell_id(c, s) for c, s in grid}),
-             run_dir=folder.path, argv=argv)
-        status, current = "failed", None
-        try:
-            for index, (config, cell_seed) in enumerate(grid, start=1):
-                cid = cell_id(config, cell_seed)
-                if cid in done_ids:
-                    continue
-                current = Cell(cid, config, cell_seed, index, len(grid), recipe, scale_name, scale, dataset,
-                               data_dir, folder.cell_dir(cid, create=True), emit)
-                metrics = _run_one(current, emit, distribute)
-                row = {"cell": cid, **config, "seed": cell_seed, "dataset": dataset, "scale": scale_name,
-                       "backend": backend, **metrics}
-                folder.append_row(row)
-                for leftover in _resume_checkpoints(current.dir):
-                    os.unlink(leftover)
-                emit("cell_end", cell=cid, index=index, cells_total=len(grid), metrics=metrics,
-                     wall_s=metrics.get("wall_s"))
+
+def _drive(recipe, scale_name, scale, dataset, seed, data_dir, argv, progress, distribute, executor, settings,
+           backend, folder, emit):
+    """The driver's part, under the run lock: pending cells to the executor, rows and cell_end
+    events from what it returns, then the figure, verdict and report."""
+    folder.remove_stale_temp_files()
+    folder.record_invocation(
+        {"recipe": recipe.id, "title": recipe.title, "paper": recipe.paper, "scale": scale_name,
+         "dataset": dataset, "seed": seed, "backend": backend, "command": " ".join(argv) if argv else None},
+        runfolder.invocation(argv, settings))
+    done_ids = {row["cell"] for row in folder.rows()}
+    grid = expand_grid(scale, seed)
+    t_run = time.time()
+    emit("run_start", recipe=recipe.id, scale=scale_name, dataset=dataset, backend=backend, seed=seed,
+         cells_total=len(grid), cells_done=len(done_ids & {cell_id(c, s) for c, s in grid}),
+         run_dir=folder.path, argv=argv)
+    token = folder.invocation_token()
+    from recipes.core.runtime.executors import CellJob
+
+    jobs = [CellJob(cell_id(config, cell_seed), config, cell_seed, index, len(grid), recipe.id, scale_name, dataset,
+                    data_dir, folder.path, distribute, token)
+            for index, (config, cell_seed) in enumerate(grid, start=1) if cell_id(config, cell_seed) not in done_ids]
+    status, current = "failed", None
+
+    def train_here(job):  # the local executor: in this process, events to the run's log
+        nonlocal current
+        current = Cell(job.cell_id, job.config, job.seed, job.index, job.total, recipe, scale_name, scale, dataset,
+                       data_dir, folder.cell_dir(job.cell_id, create=True), emit)
+        return _run_one(current, emit, distribute)
+
+    try:
+        for job, metrics, where in executor.run(jobs, train_here, run_cell_task, folder, progress):
+            row = {"cell": job.cell_id, **job.config, "seed": job.seed, "dataset": dataset, "scale": scale_name,
+                   "backend": backend, **metrics}
+            folder.append_row(row)
+            for leftover in _resume_checkpoints(folder.cell_dir(job.cell_id)):
+                os.unlink(leftover)
+            emit("cell_end", cell=job.cell_id, index=job.index, cells_total=len(grid), metrics=metrics,
+                 wall_s=metrics.get("wall_s"), **{k: where[k] for k in ("host", "node", "gpus") if k in where})
             current = None
-            finding = write_outputs(recipe, folder.path, freeze=True)
-            status = "finished"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        except SpatialmixError as e:
-            emit("error", message=str(e), cell=current.id if current else None, kind="user")
-            raise
-        except Exception as e:
-            emit("error", message=f"{type(e).__name__}: {e}", cell=current.id if current else None,
-                 kind="internal")
-            raise
-        finally:
-            emit("run_end", status=status, cells_done=len(folder.rows()), cells_total=len(grid),
-                 wall_s=round(time.time() - t_run, 2))
+        finding = write_outputs(recipe, folder.path, freeze=True)
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except SpatialmixError as e:
+        emit("error", message=str(e), cell=current.id if current else None, kind="user")
+        raise
+    except Exception as e:
+        emit("error", message=f"{type(e).__name__}: {e}", cell=current.id if current else None,
+             kind="internal")
+        raise
+    finally:
+        emit("run_end", status=status, cells_done=len(folder.rows()), cells_total=len(grid),
+             wall_s=round(time.time() - t_run, 2))
     return RunResult(folder.path, finding)
 
 
-def _run_one(cell, emit, distribute=False):
+def run_cell_task(job):
+    """One cell inside its Ray task (recipes.core.runtime.executors submits it): check that this
+    node sees the run folder, take the cell's lock, train with the events going to the cell's
+    own log, resuming from its last epoch checkpoint. Returns {"metrics", "placement"}."""
+    from recipes.core.registry import get_recipe
+    from recipes.core.runtime import executors
+
+    where = executors.placement()
+    node = f"Ray node {where['host']} ({where['ip']}, {where['node'][:8]})"
+    folder = runfolder.RunFolder(job.run_dir)
+    folder.check_visible(job.token, node)
+    check(job.data_dir is None or os.path.isdir(job.data_dir),
+          f"{node} cannot see --data-dir {job.data_dir}: put it on a filesystem that every node mounts at the same path")
+    with folder.cell_lock(job.cell_id, wait_s=executors.CELL_LOCK_WAIT_S):
+        runtime.configure_runtime(fast_ops=runtime.fast_ops_wanted())
+        recipe = get_recipe(job.recipe_id)
+        scale, dataset = resolve(recipe, job.scale_name, job.dataset)
+        emit = folder.cell_event_log(job.cell_id).emit
+        cell = Cell(job.cell_id, job.config, job.seed, job.index, job.total, recipe, job.scale_name, scale, dataset,
+                    job.data_dir, folder.cell_dir(job.cell_id, create=True), emit)
+        metrics = _run_one(cell, emit, job.distribute, where)
+    return {"metrics": metrics, "placement": where}
+
+
+def _run_one(cell, emit, distribute=False, where=None):
     import keras
 
     from recipes.core.runtime.distribute import maybe_data_parallel
@@ -218,7 +273,7 @@ def _run_one(cell, emit, distribute=False):
 
     _, resumed = last_checkpoint(cell.dir)
     emit("cell_start", cell=cell.id, index=cell.index, cells_total=cell.total, config=cell.config,
-         epochs=cell.budget.get("epochs"), resumed_from_epoch=resumed)
+         epochs=cell.budget.get("epochs"), resumed_from_epoch=resumed, **(where or {}))
     keras.utils.set_random_seed(cell.seed)
     t0 = time.time()
     with maybe_data_parallel(distribute):

@@ -43,6 +43,26 @@ def run_state(folder, recipe, meta):
     return rows, total, folder.status()
 
 
+def training_text(folder, state):
+    """The cells a run that has not ended is training now, from the merged logs (a Ray run's
+    cells write their epochs to their own logs): 'full,depth=1: epoch 1/2 on host GPU 0; ...',
+    or '' when none is (or the run has ended)."""
+    if state != "running or killed":
+        return ""
+    return "; ".join(f"{p.cell}: epoch {p.epoch}/{p.epochs or '?'}" + (f" on {p.where}" if p.where else "")
+                     for p in folder.cell_progress().values() if p.state == "training")
+
+
+def placement_text(folder):
+    """Where a Ray run's cells ran, with how many each: 'host GPU 0 (2 cells), host GPU 1 (1 cell)';
+    '' for a run whose cells trained in its own process."""
+    counts = {}
+    for progress in folder.cell_progress().values():
+        if progress.state == "done" and progress.where:
+            counts[progress.where] = counts.get(progress.where, 0) + 1
+    return ", ".join(f"{where} ({n} cell{'s' if n != 1 else ''})" for where, n in sorted(counts.items()))
+
+
 def verdict_text(recipe, folder, meta, rows):
     """The verdict a run folder shows: the frozen one (verdict.json) and, where today's check
     says something else, both, with why. A run that has not finished shows today's check on
@@ -94,7 +114,9 @@ def recipe_row(recipe, runs_dir):
     for folder, meta in run_folders(runs_dir, recipe.id):
         rows, total, state = run_state(folder, recipe, meta)
         where = f"{meta.get('scale', '?')} · {meta.get('dataset', '?')} · {meta.get('backend', '?')}"
-        cells = f"{len(rows)}/{total}" + ("" if state == "finished" and len(rows) >= total else f" ({state})")
+        training = training_text(folder, state)
+        cells = f"{len(rows)}/{total}" + ("" if state == "finished" and len(rows) >= total else
+                                          f" ({state}{'; training ' + training if training else ''})")
         seeds = ", ".join(str(s) for s in sorted({int(r["seed"]) for r in rows})) or "–"
         if rows:
             verdict = verdict_text(recipe, folder, meta, rows)

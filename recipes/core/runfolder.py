@@ -10,7 +10,10 @@ A run of recipe R at scale S on data set D with seed offset N lives in
         verdict.json    the claim's verdict, frozen when the run finished (see `freeze_verdict`)
         report.md       the measured claim beside the paper's
         figure.png      drawn from results.csv
-        cells/<cell>/   the cell's epoch checkpoint while it trains, then its plain model.keras
+        cells/<cell>/   the cell's epoch checkpoint while it trains, then its plain model.keras;
+                        under `--executor ray` also the cell's own event log (events.jsonl,
+                        written by the task that trains it) and its lock (.lock, held by
+                        that task: two copies of one cell never train at once)
         .lock           holds the pid of the process that runs the folder (an flock)
 
 A tune search (`spatialmix tune`) writes the same files under `<runs-dir>/tune-<family>/`,
@@ -29,10 +32,18 @@ Event schema (every event has `event` and `time`, seconds since the epoch):
     cell_end   cell, index, cells_total, metrics, wall_s
     run_end    status ("finished" | "interrupted" | "failed"), cells_done, cells_total, wall_s
     error      message, cell (or null), kind ("user" | "internal")
+
+One writer per file. Run locally, the run's process writes every event to events.jsonl.
+Under `--executor ray` the driver (the process that holds the run lock) writes run_start,
+cell_end, run_end and error there, and the task that trains a cell writes that cell's
+cell_start and epoch_end to the cell's own log; both of those and cell_end then also carry
+where the cell ran: host, node (Ray's node id), gpus (the GPU ids Ray gave it), pid.
+Readers merge the logs by time (`RunFolder.follow()`, `RunFolder.all_events()`).
 """
 
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import glob
 import io
@@ -49,6 +60,7 @@ from zoo.errors import SpatialmixError, check
 
 RUN_JSON, EVENTS, RESULTS, VERDICT = "run.json", "events.jsonl", "results.csv", "verdict.json"
 REPORT, FIGURE, LOCK, CELLS = "report.md", "figure.png", ".lock", "cells"
+CELL_EVENTS, CELL_LOCK = EVENTS, LOCK                       # a Ray cell's own log and lock, in its cell dir
 BEST_JSON, BEST_MODEL = "best.json", "best_model.keras"   # a tune search's best trial
 MODEL = "model.keras"                                      # a finished cell's plain checkpoint
 EVENT_TYPES = ("run_start", "cell_start", "epoch_end", "cell_end", "run_end", "error")
@@ -301,25 +313,73 @@ class RunLock:
     def __init__(self, path):
         self.path = path
 
-    def __enter__(self):
+    def _holder_text(self):
+        return str(os.getpid())
+
+    def _refused(self, holder):
+        return SpatialmixError(f"run folder {os.path.dirname(self.path)} is in use by another run "
+                               f"(pid {holder}); wait for it or pass another --runs-dir")
+
+    def _try(self):
+        """Take the flock without waiting; False if another process holds it."""
         self.f = open(self.path, "a+")
         try:
             fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
         except BlockingIOError:
             self.f.seek(0)
-            pid = self.f.read().strip() or "?"
+            self.holder = self.f.read().strip() or "?"
             self.f.close()
-            raise SpatialmixError(f"run folder {os.path.dirname(self.path)} is in use by another run "
-                                  f"(pid {pid}); wait for it or pass another --runs-dir") from None
+            return False
+
+    def __enter__(self):
+        if not self._try():
+            raise self._refused(self.holder) from None
         self.f.seek(0)
         self.f.truncate()
-        self.f.write(str(os.getpid()))
+        self.f.write(self._holder_text())
         self.f.flush()
         return self
 
     def __exit__(self, *exc):
         fcntl.flock(self.f, fcntl.LOCK_UN)
         self.f.close()
+
+
+class CellBusy(SpatialmixError):
+    """Another process trains this cell (its cell lock is held)."""
+
+
+class CellLock(RunLock):
+    """One trainer per cell: a task takes it before it touches the cell's checkpoints.
+
+    Non-blocking, tried again every `poll_s` for up to `wait_s` seconds: a task that Ray
+    retried may start while the killed copy's process is still being reaped (its flock goes
+    with it). Past that, `CellBusy` names the holder (pid and host)."""
+
+    def __init__(self, path, cell_id, wait_s=0.0, poll_s=0.5):
+        super().__init__(path)
+        self.cell_id, self.wait_s, self.poll_s = cell_id, wait_s, poll_s
+
+    def _holder_text(self):
+        return f"{os.getpid()} {platform.node()}"
+
+    def _refused(self, holder):
+        pid, _, host = holder.partition(" ")
+        return CellBusy(f"cell {self.cell_id} is being trained by another process (pid {pid}"
+                        f"{' on ' + host if host else ''}); wait for it, or stop that process")
+
+    def __enter__(self):
+        deadline = time.monotonic() + self.wait_s
+        while not self._try():
+            if time.monotonic() >= deadline:
+                raise self._refused(self.holder) from None
+            time.sleep(self.poll_s)
+        self.f.seek(0)
+        self.f.truncate()
+        self.f.write(self._holder_text())
+        self.f.flush()
+        return self
 
 
 class RunFolder:
@@ -351,6 +411,17 @@ class RunFolder:
     def cell_model(self, cell_id):
         """The finished cell's plain checkpoint."""
         return os.path.join(self.cell_dir(cell_id), MODEL)
+
+    def cell_lock(self, cell_id, wait_s=0.0):
+        """The cell's own lock (`CellLock`), for the task that trains it."""
+        return CellLock(os.path.join(self.cell_dir(cell_id, create=True), CELL_LOCK), cell_id, wait_s)
+
+    def cell_event_log(self, cell_id, listener=None):
+        """The cell's own event log: its trainer's cell_start and epoch_end under Ray."""
+        return EventLog(os.path.join(self.cell_dir(cell_id, create=True), CELL_EVENTS), listener)
+
+    def cell_events(self, cell_id, start=0):
+        return read_events(os.path.join(self.cell_dir(cell_id), CELL_EVENTS), start)
 
     def create(self):
         os.makedirs(os.path.join(self.path, CELLS), exist_ok=True)
@@ -406,6 +477,39 @@ class RunFolder:
     def status(self):
         return last_status(self.events().events)
 
+    def follow(self):
+        """An `EventFollower`: the run's log and every cell log, read on from where it stopped."""
+        return EventFollower(self)
+
+    def all_events(self):
+        """Every event of the run's log and of the cells' logs, merged by time."""
+        return self.follow().read().events
+
+    def cell_progress(self):
+        """{cell id: CellProgress} of every cell the latest invocation started, from the merged logs."""
+        return cell_progress(self.all_events())
+
+    # -- the shared filesystem check (Ray)
+    def invocation_token(self):
+        """What identifies the newest invocation recorded in run.json (its host, pid and start),
+        or None: a node that reads the same token sees the same folder."""
+        invocations = (self.meta() or {}).get("invocations") or []
+        if not invocations:
+            return None
+        last = invocations[-1]
+        return f"{last.get('host')}:{last.get('pid')}:{last.get('started')}"
+
+    def check_visible(self, token, where):
+        """Fail in one line unless this process sees the run folder its driver wrote (`token`:
+        the driver's `invocation_token()`). `where` names the node (for the message)."""
+        found = self.invocation_token()
+        if found == token:
+            return
+        seen = ("no run folder at that path" if not os.path.isdir(self.path) else
+                "no run.json there" if found is None else "another run's run.json there")
+        raise SpatialmixError(f"{where} cannot see the run folder {self.path} ({seen}): put --runs-dir on a "
+                              "filesystem that every node mounts at the same path (NFS, Lustre, ...)")
+
     # -- results
     def rows(self):
         return read_results(self.results_path)
@@ -446,6 +550,78 @@ class RunFolder:
         tmp = temp_path(self.figure_path)
         draw(tmp)
         os.replace(tmp, self.figure_path)
+
+
+class EventFollower:
+    """Reads a run folder's logs incrementally: the run's events.jsonl and the log of every
+    cell (found anew on each read), each from its own offset. `read()` returns the new
+    events of all of them merged by time (`Events`, with `offset` that of the run's log)."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.offsets = {}          # path -> offset
+
+    def _logs(self):
+        yield self.folder.events_path
+        pattern = os.path.join(glob.escape(self.folder.path), CELLS, "*", CELL_EVENTS)
+        yield from sorted(glob.glob(pattern))
+
+    def read(self):
+        merged, bad = [], 0
+        for path in self._logs():  # the run's log first: a cell_end read there has its cell's events behind it
+            events, self.offsets[path], lost = read_events(path, self.offsets.get(path, 0))
+            merged += events
+            bad += lost
+        merged.sort(key=lambda e: e.get("time") if isinstance(e.get("time"), (int, float)) else 0)
+        return Events(merged, self.offsets.get(self.folder.events_path, 0), bad)
+
+
+@dataclasses.dataclass
+class CellProgress:
+    """One cell as the merged logs of the latest invocation tell it."""
+
+    cell: str
+    state: str = "training"        # "training" (started, no cell_end yet) or "done"
+    epoch: int = 0
+    epochs: int | None = None
+    resumed_from_epoch: int = 0
+    host: str | None = None
+    node: str | None = None        # Ray's node id
+    gpus: list | None = None       # the GPU ids Ray gave the cell
+
+    @property
+    def where(self):
+        """'host GPU 0,1' (or 'host' with no GPU); None for a cell that ran locally."""
+        if self.host is None and self.node is None:
+            return None
+        name = self.host or self.node[:8]
+        return f"{name} GPU {','.join(map(str, self.gpus))}" if self.gpus else name
+
+
+def cell_progress(events):
+    """{cell id: CellProgress} of the cells started since the last run_start (merged events)."""
+    cells = {}
+    for e in events:
+        kind, cid = e.get("event"), e.get("cell")
+        if kind == "run_start":
+            cells = {}
+        elif kind == "cell_start" and cid:
+            cells[cid] = CellProgress(cid, epochs=e.get("epochs"), resumed_from_epoch=e.get("resumed_from_epoch") or 0)
+            _place(cells[cid], e)
+        elif kind == "epoch_end" and cid:
+            progress = cells.setdefault(cid, CellProgress(cid))
+            progress.epoch, progress.epochs = e.get("epoch") or 0, e.get("epochs", progress.epochs)
+        elif kind == "cell_end" and cid:
+            progress = cells.setdefault(cid, CellProgress(cid))
+            progress.state = "done"
+            _place(progress, e)
+    return cells
+
+
+def _place(progress, event):
+    for key in ("host", "node", "gpus"):
+        if event.get(key) is not None:
+            setattr(progress, key, event[key])
 
 
 def pid_alive(pid):

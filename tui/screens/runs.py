@@ -1,6 +1,8 @@
 """The Runs screen: every run folder (and every run this app started) with its state,
 progress and verdict; loss and accuracy curves per cell, or of several marked runs
-overlaid; cancel (SIGINT) and resume."""
+overlaid; cancel (SIGINT) and resume. A run whose cells are Ray tasks (`--executor ray`)
+shows the node and GPUs of each cell: those training now in the `node · GPU` column and
+the info line, every cell's beside its curve in the legend."""
 
 import os
 
@@ -54,7 +56,7 @@ class RunsScreen(Screen):
         table = self.query_one("#runs", DataTable)
         for label, key in (("", "mark"), ("state", "state"), ("run", "run"), ("cells", "cells"),
                            ("epoch", "epoch"), ("ETA", "eta"), ("samples/s", "rate"), ("verdict", "verdict"),
-                           ("backend", "backend")):
+                           ("backend", "backend"), ("node · GPU", "where")):
             table.add_column(label, key=key)
         for plot, label in ((self.query_one("#loss-plot", PlotWidget), "loss"),
                             (self.query_one("#acc-plot", PlotWidget), "accuracy")):
@@ -91,7 +93,7 @@ class RunsScreen(Screen):
         else:
             for v in views:
                 for column, value in zip(("mark", "state", "run", "cells", "epoch", "eta", "rate", "verdict",
-                                          "backend"), self._cells(v)):
+                                          "backend", "where"), self._cells(v)):
                     table.update_cell(v.key, column, value, update_width=True)
         if self.app.focus_run in keys:
             table.move_cursor(row=keys.index(self.app.focus_run))
@@ -104,7 +106,7 @@ class RunsScreen(Screen):
         eta = runs_mod.format_seconds(v.eta_run) if v.state == "running" else ""
         rate = f"{v.samples_per_s:.0f}" if v.samples_per_s else ""
         return (mark, Text(v.state, STATE_STYLE.get(v.state, "")), v.label, v.cells_text, v.epoch_text, eta, rate,
-                Text(v.verdict or "", VERDICT_STYLE.get(v.verdict, "")), v.backend or "")
+                Text(v.verdict or "", VERDICT_STYLE.get(v.verdict, "")), v.backend or "", v.where_text)
 
     @on(DataTable.RowHighlighted, "#runs")
     def _row(self, event):
@@ -121,7 +123,10 @@ class RunsScreen(Screen):
         out = Text()
         out.append(v.state, STATE_STYLE.get(v.state, ""))
         out.append(f" {v.label}  cells {v.cells_text}")
-        if v.state == "running" and v.current_cell:
+        if v.state == "running" and any(where for *_, where in v.training):   # Ray tasks, maybe several at once
+            out.append("  training " + "; ".join(f"{short_cell(cell)} {epoch}/{epochs or '?'} on {where}"
+                                                 for cell, epoch, epochs, where in v.training))
+        elif v.state == "running" and v.current_cell:
             out.append(f"  cell {short_cell(v.current_cell)} epoch {v.epoch_text or '0'}")
             if v.eta_cell is not None:
                 out.append(f"  ETA cell {runs_mod.format_seconds(v.eta_cell)} run {runs_mod.format_seconds(v.eta_run)}")
@@ -150,7 +155,8 @@ class RunsScreen(Screen):
         if v is None:
             return []
         curves = sorted(v.curves.values(), key=lambda c: c.index)
-        return [(short_cell(c.cell), COLORS[i % len(COLORS)], c) for i, c in enumerate(curves)]
+        return [(short_cell(c.cell) + (f" @ {c.where}" if c.where else ""), COLORS[i % len(COLORS)], c)
+                for i, c in enumerate(curves)]
 
     def _legend(self, v):
         out = Text()
