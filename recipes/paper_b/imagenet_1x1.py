@@ -47,9 +47,9 @@ IMAGENET_BUDGET = {"epochs": 90, "batch_size": 256, "lr": 0.1, "weight_decay": 1
                    "milestones": (1 / 3, 2 / 3)}
 
 
-# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
-# 4 trainings of each of the five families: 1 epoch, too few to learn much; the verdict says little.
-CPU_BUDGET = c.cpu_budget({net: 4 for net in NETS})
+# Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
+# for this grid (recipes/core/steptimes.json), at most _common.CPU_MAX_EPOCHS.
+CPU_BUDGET = c.cpu_budget("imagenet-1x1")
 
 THRESHOLDS = c.thresholds('tol')
 
