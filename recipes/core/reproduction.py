@@ -125,6 +125,11 @@ def is_baseline(recipe, row):
     custom = getattr(importlib.import_module(recipe_module(recipe.id)), "is_baseline", None)
     if custom is not None:
         return bool(custom(row))
+    row = dict(row)
+    if row.get("arm") not in (None, ""):  # paper B's 'net:method:k[:extra]' grid values
+        parts = str(row["arm"]).split(":")
+        row.setdefault("method", parts[1] if len(parts) > 1 else "")
+        row.setdefault("k", parts[2] if len(parts) > 2 else "")
     return all(str(row[k]) in allowed for k, allowed in BASELINE_VALUES.items() if row.get(k) not in (None, ""))
 
 
