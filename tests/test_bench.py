@@ -335,6 +335,7 @@ def test_nets_table_and_report_from_hand_made_samples():
     # a busy host: said plainly, and the table says so too
     busy = nets.build_table("cpu", _measured(load_before=3.2, steal=7.5), setups, samples)
     assert not busy["measured"]["quiet"] and budget.StepTable(busy).provisional
+    assert table["note"].startswith("measured on a quiet host") and busy["note"].startswith("PROVISIONAL (load 3.20")
     text = nets.format_report(busy, ["torch"], nets.recipe_estimates(busy, ["torch"]))
     assert "WARNING: the host was not quiet" in text and "load 3.20 before" in text and "steal 7.5 %" in text
 

@@ -373,8 +373,22 @@ def build_table(scale, measured, setups, samples, default_backend=DEFAULT_BACKEN
                 entry.setdefault("backends", {})[backend] = times
     source = default_backend if default_backend in setups else next(iter(setups), None)
     recipes = setups[source]["recipes"] if source else {}
-    return {"format": 1, "scale": scale, "command": measured.get("command"), "measured": measured,
-            "nets": dict(sorted(nets.items())), "recipes": dict(sorted(recipes.items()))}
+    table = {"format": 1, "scale": scale, "command": measured.get("command"), "measured": measured,
+             "nets": dict(sorted(nets.items())), "recipes": dict(sorted(recipes.items()))}
+    return with_note(table)
+
+
+def with_note(table):
+    """The table with a `note` first, saying plainly whether budgets may be read from it."""
+    m = table["measured"]
+    if m.get("quiet") and not m.get("quick"):
+        note = (f"measured on a quiet host ({m.get('host')}, {m.get('date')}); the cpu budget rule "
+                "(recipes.core.budget) reads it")
+    else:
+        why = "; ".join((["--quick: 1 round of 1 step"] if m.get("quick") else []) + list(m.get("problems") or []))
+        note = (f"PROVISIONAL ({why}): the budgets the rule reads from it are not final. Replace it: "
+                "`spatialmix bench --nets cpu` on a quiet host")
+    return {"note": note, **{k: v for k, v in table.items() if k != "note"}}
 
 
 def merge_tables(old, new):
@@ -393,7 +407,8 @@ def merge_tables(old, new):
         measured["earlier"] = {**earlier, "recipes": kept}
         measured["quiet"] = bool(new["measured"].get("quiet")) and bool(old.get("measured", {}).get("quiet"))
         measured["quick"] = bool(new["measured"].get("quick")) or bool(old.get("measured", {}).get("quick"))
-    return {**new, "measured": measured, "nets": dict(sorted(nets.items())), "recipes": dict(sorted(recipes.items()))}
+    return with_note({**new, "measured": measured, "nets": dict(sorted(nets.items())),
+                      "recipes": dict(sorted(recipes.items()))})
 
 
 def recipe_estimates(table_data, backends):
