@@ -132,6 +132,8 @@ def cmd_show(args, argv):
         print("\nthresholds (fixed before any run; the verdict is frozen with them in verdict.json):")
         for line in recipe.thresholds.lines():
             print(f"  {line}")
+    else:
+        print("\nthresholds: none; the verdict rests on the seed spread alone (see the check's docstring)")
     if recipe.reference:
         print(f"\npaper-scale settings from: {recipe.reference}")
 

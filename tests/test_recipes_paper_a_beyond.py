@@ -53,10 +53,15 @@ def test_smoothed_filters_check():
 
 # ----------------------------------------------------------------------------- adversarial-resnets
 
-def adversarial_rows(std_gap, adv_gap, spread=0.005):
+def adversarial_rows(std_gap, adv_gap, spread=0.005, space=None):
+    """full at 40 % under attack, chans `std_gap` / `adv_gap` above it; with `space` =
+    (standard, fgsm) gaps of chans over space, space rows too."""
     rows = []
-    for training, gap in (("standard", std_gap), ("fgsm", adv_gap)):
-        for mode, acc in (("full", 0.40), ("chans", 0.40 + gap)):
+    for i, (training, gap) in enumerate((("standard", std_gap), ("fgsm", adv_gap))):
+        arms = [("full", 0.40), ("chans", 0.40 + gap)]
+        if space is not None:
+            arms.append(("space", 0.40 + gap - space[i]))
+        for mode, acc in arms:
             rows += two_seeds({"depth": "1", "mode": mode, "training": training},
                               {"test_accuracy": 0.7, "fgsm_eps1": acc, "pgd_eps1": acc - 0.05, "fgsm_eps2": acc - 0.1,
                                "pgd_eps2": acc - 0.15}, spread)
@@ -76,13 +81,29 @@ def test_adversarial_resnets_check():
     assert "70.0" in adversarial_resnets.check(adversarial_rows(0.10, 0.01)).table
 
 
+def test_adversarial_resnets_checks_space_where_it_is_trained():
+    """Fig. 6: chans is more robust than full *and* than space, and both gaps disappear with
+    adversarial training. Without space rows (the cpu grid) only full is read."""
+    both = adversarial_resnets.check(adversarial_rows(0.10, 0.01, space=(0.08, 0.0)))
+    assert both.verdict == "holds" and "chans − space +8.0 pts (more robust: holds)" in both.summary
+    assert "attacked space" in both.table and "chans − space (pts)" in both.table
+    space_as_robust = adversarial_resnets.check(adversarial_rows(0.10, 0.01, space=(-0.01, 0.0)))
+    assert space_as_robust.verdict == "does not hold" and "more robust: does not hold" in space_as_robust.summary
+    space_gap_stays = adversarial_resnets.check(adversarial_rows(0.10, 0.01, space=(0.10, 0.09)))
+    assert space_gap_stays.verdict == "does not hold"
+    noisy = adversarial_resnets.check(adversarial_rows(0.10, 0.01, space=(0.03, 0.0), spread=0.02))
+    assert noisy.verdict == "inconclusive" and "chans − space" in noisy.summary
+    assert "attacked space" not in adversarial_resnets.check(adversarial_rows(0.10, 0.01)).table
+
+
 # ----------------------------------------------------------------------------- learned-filters
 
-def learned_rows(gain, spread=0.01):
+def learned_rows(gain, spread=0.01, layer_step=0.10, layers=(1, 2, 3, 4)):
+    """Two seeds; layer i's learned low-frequency share is 0.2 + gain + (i − 1)·layer_step."""
     values = {"test_accuracy": 0.6, "low_share_gain": gain}
-    for layer in (1, 2):
+    for layer in layers:
         values[f"low_share_random_l{layer}"] = 0.2
-        values[f"low_share_learned_l{layer}"] = 0.2 + gain
+        values[f"low_share_learned_l{layer}"] = 0.2 + gain + (layer - 1) * layer_step
     return two_seeds({"depth": "4"}, values, spread)
 
 
@@ -93,6 +114,28 @@ def test_learned_filters_check():
     assert learned_filters.check(learned_rows(-0.10)).verdict == "does not hold"    # learned has fewer lows
     assert learned_filters.check(learned_rows(0.03, spread=0.2)).verdict == "inconclusive"
     assert learned_filters.check([]).verdict == "inconclusive"
+
+
+def test_learned_filters_layers_must_differ():
+    """"the filters of each layer seem to follow a different distribution": the most and the
+    least low-pass layer differ by ≥ layer_gap beyond the seed spread."""
+    alike = learned_filters.check(learned_rows(0.20, layer_step=0.0))
+    assert alike.verdict == "does not hold" and "layer 1 − layer 2 +0.0 pts" in alike.summary
+    assert "(needs ≥ 5 pts beyond the seed spread: does not hold)" in alike.summary
+    near = learned_filters.check(learned_rows(0.20, layer_step=0.02, spread=0.05))   # 6 pts apart, spread 10
+    assert near.verdict == "inconclusive"
+    apart = learned_filters.check(learned_rows(0.20, layer_step=0.03))
+    assert apart.verdict == "holds" and "layer 4 − layer 1 +9.0 pts" in apart.summary
+
+
+def test_learned_filters_one_seed_cannot_reach_a_verdict_and_paper_scale_has_three():
+    one = [r for r in learned_rows(0.30) if r["seed"] == "0"]
+    assert learned_filters.check(one).verdict == "inconclusive"
+    paper = learned_filters.SCALES["paper"]
+    assert len(paper.seeds) >= 2 and paper.grid["depth"] == [4]
+    model = paper.model_for("cifar10")
+    assert (model["width"], model["kernel_size"], model["patch_size"]) == (128, 8, 1)   # 001 §4.2
+    assert paper.model_for("imagenet2012")["width"] == 512
 
 
 # ----------------------------------------------------------------------------- pixel-unshuffle

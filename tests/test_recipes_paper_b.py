@@ -149,25 +149,62 @@ def sa_rows(acc):
                    params_trainable=1000, params_frozen=0)
 
 
-def spatial_arms(k5, base=0.60):
+def spatial_arms(at_claim, base=0.60):
+    """Every method at K = 5 and 9; the arm at the claim's K (ResNet-50's 1x1Conv: 9, the rest
+    5, CIFAR-100's) at `at_claim`, the other K 10 points lower."""
     acc = {}
     for net in ("vgg16", "resnet50"):
         acc[net, "none", 0] = base
         for method in ("shuffle", "gap_fc", "conv1x1"):
-            acc[net, method, 5] = k5
-            acc[net, method, 9] = k5 - 0.1
+            claim_k = 9 if (net, method) == ("resnet50", "conv1x1") else 5
+            for k in (5, 9):
+                acc[net, method, k] = at_claim if k == claim_k else at_claim - 0.1
     return acc
 
 
 def test_spatial_ablation_check():
     v = verdict("spatial-ablation", sa_rows(spatial_arms(0.595)))
-    assert v.verdict == "holds" and "most compressed" in v.table
+    assert v.verdict == "holds" and "most compressed" in v.table and "resnet50 1x1Conv K=9" in v.summary
     assert verdict("spatial-ablation", sa_rows(spatial_arms(0.50))).verdict == "does not hold"
     rows = sa_rows(spatial_arms(0.56))
     for r in rows:  # a wide seed spread
         r["test_accuracy"] = repr(float(r["test_accuracy"]) + (0.06 if r["seed"] == "1" else -0.06))
     assert verdict("spatial-ablation", rows).verdict == "inconclusive"
     assert verdict("spatial-ablation", sa_rows({("vgg16", "none", 0): 0.6})).verdict == "inconclusive"
+
+
+def test_spatial_ablation_reads_the_papers_k_per_dataset_and_method():
+    from recipes.paper_b.spatial_ablation import THRESHOLDS, claim_ks
+
+    assert claim_ks("cifar100") == {"vgg16": {"shuffle": 5, "gap_fc": 5, "conv1x1": 5},
+                                    "resnet50": {"shuffle": 5, "gap_fc": 5, "conv1x1": 9}}      # Table 1
+    assert claim_ks("imagenet_resized/32x32") == {"vgg16": {"gap_fc": 4, "conv1x1": 7},
+                                                  "resnet50": {"gap_fc": 3, "conv1x1": 6}}     # Table 3
+    assert claim_ks("textures") == claim_ks("cifar100")
+    # CIFAR-100's K's on textures: ResNet-50's 1x1Conv is read at K = 9, not 5
+    k9_fails = spatial_arms(0.595)
+    k9_fails["resnet50", "conv1x1", 9] = 0.50
+    v = verdict("spatial-ablation", sa_rows(k9_fails))
+    assert v.verdict == "does not hold" and "resnet50 1x1Conv K=9: does not hold" in v.summary
+
+    def small_imagenet(acc):
+        return [{**r, "dataset": "imagenet_resized/32x32"} for r in sa_rows(acc)]
+
+    table3 = {("vgg16", "none", 0): 0.46, ("vgg16", "gap_fc", 4): 0.455, ("vgg16", "conv1x1", 7): 0.452,
+              ("resnet50", "none", 0): 0.62, ("resnet50", "gap_fc", 3): 0.612, ("resnet50", "conv1x1", 6): 0.61,
+              ("vgg16", "shuffle", 5): 0.30, ("resnet50", "shuffle", 5): 0.30}   # Shuffle: not run there, not judged
+    v = verdict("spatial-ablation", small_imagenet(table3))
+    assert v.verdict == "holds" and "Shuffle" not in v.summary.split(". Paper")[0] and "Table 3" in v.summary
+    assert verdict("spatial-ablation", small_imagenet({**table3, ("resnet50", "gap_fc", 3): 0.55})).verdict \
+        == "does not hold"
+    missing = {k: v for k, v in table3.items() if k != ("vgg16", "conv1x1", 7)}
+    assert verdict("spatial-ablation", small_imagenet(missing)).verdict == "inconclusive"
+    # the paper's 1 point at paper scale, 2 at cpu scale: a 1.5-point loss
+    one_and_a_half = sa_rows(spatial_arms(0.585))
+    check = get_recipe("spatial-ablation").check
+    assert check(one_and_a_half, THRESHOLDS.at("cpu")).verdict == "holds"
+    assert check(one_and_a_half, THRESHOLDS.at("paper")).verdict == "does not hold"
+    assert (THRESHOLDS.at("paper").tol, THRESHOLDS.at("cpu").tol) == (0.01, 0.02)
 
 
 def aug_rows(noaug):
@@ -206,6 +243,63 @@ def test_imagenet_1x1_check():
     assert verdict("imagenet-1x1", imagenet_rows(0.61)[:4]).verdict == "inconclusive"  # one family only
 
 
+def test_imagenet_1x1_paper_scale_gives_each_family_its_own_recipe():
+    """Each family trains with the recipe that reproduces its original result; ResNet-152's
+    sweep has every K up to 46 (the paper's best is K = 19)."""
+    from types import SimpleNamespace
+
+    from recipes.paper_b.imagenet_1x1 import SCALES
+
+    paper = SCALES["paper"]
+    arms = set(paper.grid["arm"])
+    assert {f"resnet152:conv1x1:{k}" for k in range(1, 47)} <= arms and "resnet152:conv1x1:19" in arms
+    cell = SimpleNamespace(budget=paper.budget_for("imagenet2012"))
+    by = {net: c.for_net(cell, net).budget for net in ("resnet152", "resnet50", "vgg16", "mobilenet_v2", "squeezenet")}
+    assert all("by_net" not in b and b["augment"] for b in by.values())
+    he = (90, 256, 0.1, 1e-4, "resnet")
+    for net in ("resnet152", "resnet50"):
+        assert (by[net]["epochs"], by[net]["batch_size"], by[net]["lr"], by[net]["weight_decay"], by[net]["family"]) \
+            == he and tuple(by[net]["milestones"]) == (1 / 3, 2 / 3)
+    assert by["vgg16"]["lr"] == 0.01 and by["vgg16"]["epochs"] == 90
+    assert (by["mobilenet_v2"]["epochs"], by["mobilenet_v2"]["lr"], by["mobilenet_v2"]["weight_decay"],
+            by["mobilenet_v2"]["family"]) == (300, 0.045, 4e-5, "mobilenet_v2")
+    assert (by["squeezenet"]["epochs"], by["squeezenet"]["batch_size"], by["squeezenet"]["lr"],
+            by["squeezenet"]["weight_decay"], by["squeezenet"]["family"]) == (68, 1024, 0.08, 2e-4, "squeezenet")
+    plain = SimpleNamespace(budget={"lr": 0.05})          # no by_net: the cell as it is
+    assert c.for_net(plain, "vgg16") is plain
+
+
+def test_a_by_net_budget_trains_with_that_familys_optimizer(tmp_path):
+    """A real (tiny) training through paper B's `train`: the squeezenet entry of `by_net`
+    reaches the optimizer (its lr, its polynomial schedule, its coupled weight decay) that
+    the epoch checkpoint holds; the CIFAR recipes' `family` key does the same."""
+    from types import SimpleNamespace
+
+    import keras
+
+    from recipes.core.train import CoupledSGD, WarmupStepDecay, last_checkpoint
+
+    for family, net, budget in (
+            ("squeezenet", "squeezenet",
+             {**c.SMOKE_BUDGET, "by_net": {"squeezenet": {"lr": 0.08, "weight_decay": 2e-4, "family": "squeezenet"}}}),
+            ("cifar100", "vgg16", {**c.SMOKE_BUDGET, "family": "cifar100"})):
+        cell_dir = tmp_path / family
+        cell_dir.mkdir()
+        cell = SimpleNamespace(budget=budget, dataset="textures", data_dir=None, seed=0, dir=str(cell_dir),
+                               model_path=str(cell_dir / "model.keras"), report_epoch=lambda *a, **k: None)
+        c.train(cell, net, {"width_multiplier": 1 / 16})
+        path, done = last_checkpoint(str(cell_dir))
+        opt = keras.models.load_model(path).optimizer
+        assert done == 1 and isinstance(opt, CoupledSGD)
+        if family == "squeezenet":
+            assert opt.l2 == pytest.approx(2e-4)
+            schedule = opt._learning_rate
+            assert isinstance(schedule, keras.optimizers.schedules.PolynomialDecay) and schedule.power == 0.5
+            assert schedule.initial_learning_rate == pytest.approx(0.08)
+        else:
+            assert isinstance(opt._learning_rate, WarmupStepDecay) and opt._learning_rate.factor == 0.2
+
+
 def strip_rows(by_strip, spread=0.005):
     return rows_of({(("strip", s),): v for s, v in by_strip.items()}, spread=spread, params_trainable=10,
                    params_frozen=0)
@@ -235,19 +329,65 @@ def test_receptive_field_check():
         == "inconclusive"
 
 
-def ds_rows(avg, mx, s2):
+def test_receptive_field_saturates_where_the_paper_says():
+    """Saturation from RF 50 at 32 px and RF 120 at 64 px (§4.4); at 96 px the paper gives no
+    number, so only the knee is read. RF for K = 1..4: 164, 132, 100, 76."""
+    from recipes.paper_b.receptive_field import SATURATION_RF
+
+    assert SATURATION_RF == {32: 50, 64: 120}
+    # 64 px, K = 3 (RF 100) below the baseline: under 120, not a saturation point
+    below_120 = {(64, 0): 0.6, (64, 2): 0.595, (64, 3): 0.55, (64, 8): 0.45}
+    assert verdict("receptive-field", rf_rows(below_120)).verdict == "holds"
+    # 32 px, K = 5 (RF 60 ≥ 50) far below: does not saturate where the paper says it does
+    assert verdict("receptive-field", rf_rows({(32, 0): 0.6, (32, 5): 0.50, (32, 8): 0.45})).verdict == "does not hold"
+    # 96 px: K = 1 (RF 164) far below the baseline is not judged; the knee is
+    knee_96 = {(96, 0): 0.6, (96, 1): 0.50, (96, 8): 0.40}
+    v = verdict("receptive-field", rf_rows(knee_96))
+    assert v.verdict == "holds" and "96×96: no saturation point in the paper" in v.summary
+    assert verdict("receptive-field", rf_rows({**knee_96, (96, 8): 0.595})).verdict == "does not hold"
+    assert verdict("receptive-field", rf_rows({**knee_96, (96, 8): 0.58}, spread=0.03)).verdict == "inconclusive"
+
+
+def ds_rows(curves, spread=0.005):
+    """{method: {K: accuracy}} with the baseline at 60 %."""
     acc = {(("arm", "resnet50:none:0"), ("downsampling", "none"), ("k", 0)): 0.6}
-    for d, v in (("avg", avg), ("max", mx), ("stride2", s2)):
-        acc[(("arm", f"resnet50:conv1x1:13:{d}"), ("downsampling", d), ("k", 13))] = v
-        acc[(("arm", f"resnet50:conv1x1:3:{d}"), ("downsampling", d), ("k", 3))] = 0.6
-    return rows_of(acc)
+    for d, by_k in curves.items():
+        for k, v in by_k.items():
+            acc[(("arm", f"resnet50:conv1x1:{k}:{d}"), ("downsampling", d), ("k", k))] = v
+    return rows_of(acc, spread=spread)
+
+
+# Fig. 4's shape: the baseline kept to K = 6 with pooling, to K = 3 with stride 2
+POOL = {3: 0.598, 6: 0.595, 9: 0.55, 13: 0.50}
+STRIDE = {3: 0.597, 6: 0.55, 9: 0.45, 13: 0.40}
 
 
 def test_downsampling_check():
-    assert verdict("downsampling", ds_rows(0.55, 0.54, 0.40)).verdict == "holds"
-    assert verdict("downsampling", ds_rows(0.40, 0.41, 0.55)).verdict == "does not hold"
-    assert verdict("downsampling", ds_rows(0.55, 0.45, 0.40)).verdict == "does not hold"  # avg ≉ max
-    assert verdict("downsampling", ds_rows(0.55, 0.54, 0.545)).verdict == "inconclusive"
+    v = verdict("downsampling", ds_rows({"avg": POOL, "max": {**POOL, 13: 0.49}, "stride2": STRIDE}))
+    assert v.verdict == "holds" and "avg 6, max 6, stride 2 3" in v.summary and "modifiable" in v.table
+    same_count = verdict("downsampling", ds_rows({"avg": POOL, "max": POOL, "stride2": {**POOL, 13: 0.30}}))
+    assert same_count.verdict == "does not hold"   # stride 2 keeps as many layers: pooling does not let more
+    assert verdict("downsampling", ds_rows({"avg": POOL, "max": {**POOL, 13: 0.40}, "stride2": STRIDE})).verdict \
+        == "does not hold"  # avg ≉ max
+    noisy = verdict("downsampling", ds_rows({"avg": POOL, "max": POOL, "stride2": STRIDE}, spread=0.04))
+    assert noisy.verdict == "inconclusive"
+    at_chance = ds_rows({"avg": POOL, "max": POOL, "stride2": STRIDE})
+    for r in at_chance:
+        r["test_accuracy"] = repr(float(r["test_accuracy"]) - 0.52)   # a baseline at 8 %: chance is 7.1 %
+    assert verdict("downsampling", at_chance).verdict == "inconclusive"
+    assert verdict("downsampling", ds_rows({"avg": POOL})).verdict == "inconclusive"
+
+
+def test_modifiable_layers_bracket():
+    base = (0.60, 0.005, 2)
+    arms = {3: (0.598, 0.005, 2), 6: (0.595, 0.005, 2), 9: (0.50, 0.005, 2)}
+    assert c.modifiable(base, arms, 0.01) == (6, 6)
+    noisy = {**arms, 9: (0.58, 0.04, 2)}      # a 2-point drop within a 4-point spread: inconclusive at 9
+    assert c.modifiable(base, noisy, 0.01) == (6, 9)
+    assert c.modifiable(base, {3: (0.40, 0.005, 2)}, 0.01) == (0, 0)
+    assert c.more_modifiable((6, 6), (3, 3)) == "holds"
+    assert c.more_modifiable((3, 6), (3, 3)) == "inconclusive"
+    assert c.more_modifiable((3, 3), (3, 6)) == "does not hold"
 
 
 def sl_rows(acc, spread=0.005):
@@ -276,6 +416,24 @@ def test_channel_shuffle_check():
     assert verdict("channel-shuffle", cs_rows(0.5, 0.6)).verdict == "does not hold"
     assert verdict("channel-shuffle", cs_rows(0.6, 0.595)).verdict == "does not hold"  # not by far
     assert verdict("channel-shuffle", cs_rows(0.6, 0.56, spread=0.05)).verdict == "inconclusive"
+
+
+def test_channel_shuffle_has_a_chance_floor():
+    """Where spatial shuffling is itself within the margin of chance (14 classes: 7.1 %),
+    channel shuffling cannot fall further: that K is not judged."""
+    rows = cs_rows(0.6, 0.45)
+    for r in rows:
+        if r["k"] == "3":   # both shuffles at chance at K = 3
+            r["test_accuracy"] = repr(0.075 + (0.002 if r["seed"] == "1" else -0.002))
+    v = verdict("channel-shuffle", rows)
+    assert v.verdict == "holds" and "K=3: spatial shuffle within 2 pts of chance" in v.summary
+    floored = [{**r, "test_accuracy": "0.08"} if r["method"] != "none" else r for r in cs_rows(0.6, 0.45)]
+    assert verdict("channel-shuffle", floored).verdict == "inconclusive"
+    above_floor = cs_rows(0.6, 0.45)
+    for r in above_floor:
+        if r["k"] == "3":   # spatial well above chance, channel at chance: judged, and it holds
+            r["test_accuracy"] = repr(0.30 if r["method"] == "shuffle" else 0.075)
+    assert "K=3: spatial − channel" in verdict("channel-shuffle", above_floor).summary
 
 
 # --------------------------------------------------------------------------- paper-scale models
@@ -406,8 +564,8 @@ def test_a_baseline_at_chance_has_nothing_to_lose():
     def rows(base, arm):
         return rows_of({**{(("arm", f"{n}:none:0"), ("net", n), ("method", "none"), ("k", 0)): base
                            for n in ("vgg16", "resnet50")},
-                        **{(("arm", f"{n}:{m}:5"), ("net", n), ("method", m), ("k", 5)): arm
-                           for n in ("vgg16", "resnet50") for m in ("shuffle", "gap_fc", "conv1x1")}})
+                        **{(("arm", f"{n}:{m}:{k}"), ("net", n), ("method", m), ("k", k)): arm
+                           for n in ("vgg16", "resnet50") for m in ("shuffle", "gap_fc", "conv1x1") for k in (5, 9)}})
 
     assert verdict("spatial-ablation", rows(0.072, 0.071)).verdict == "inconclusive"
     assert verdict("spatial-ablation", rows(0.40, 0.395)).verdict == "holds"  # the same rows, learned

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from recipes.core.train import OneCycleLinear, make_optimizer, step_decay
+from recipes.core.train import CoupledSGD, OneCycleLinear, make_optimizer, step_decay
 
 
 def lr_at(schedule, step):
@@ -42,6 +42,7 @@ def test_step_decay_divides_by_ten_at_half_and_three_quarters():
 
 def test_optimizers_follow_the_references():
     adamw = make_optimizer("convmixer", 100, 0.01, 0.01)
-    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.clipnorm == 1.0 and adamw.weight_decay == 0.01
-    sgd = make_optimizer("resnet", 100, 0.1, 1e-4)
-    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9 and sgd.weight_decay == 1e-4
+    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.global_clipnorm == 1.0 and adamw.clipnorm is None
+    assert adamw.weight_decay == 0.01
+    sgd = make_optimizer("resnet", 100, 0.1, 1e-4)   # coupled L2 (tests/test_optimizers.py), not Keras's decay
+    assert isinstance(sgd, CoupledSGD) and sgd.momentum == 0.9 and sgd.l2 == 1e-4 and sgd.weight_decay is None

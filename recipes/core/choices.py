@@ -17,8 +17,8 @@ SCALES = ("smoke", "cpu", "paper")
 DEFAULT_BACKEND = "torch"
 
 # The backend for many tiny models (tuner trials, the shipped presets): TensorFlow ran a
-# ConvMixer-16/2 on textures at 1.3 s/epoch against 12 s on JAX and 41 s on PyTorch (same
-# busy host), and with op determinism it rebuilds the presets to the same weights.
+# ConvMixer-16/2 on textures at 1.3 s/epoch against 12 s on JAX and 41 s on PyTorch (measured
+# on one machine), and with op determinism it rebuilds the presets to the same weights.
 SMALL_MODEL_BACKEND = "tensorflow"
 
 

@@ -8,7 +8,7 @@ internal recipe `zoo-presets` (one cell per preset, seed 0, the same code path a
 recipe: run.json, events.jsonl, results.csv, cells/<id>/model.keras), then exports every
 cell into `zoo/checkpoints/` and rewrites `zoo/checkpoints/presets.json`. It trains on
 TensorFlow by default: for these tiny models it was 8-30x faster per epoch than JAX or
-PyTorch here (ConvMixer-16/2 on textures: 1.3 s vs 12 s and 41 s, on a busy host), and
+PyTorch here (ConvMixer-16/2 on textures: 1.3 s vs 12 s and 41 s per epoch), and
 TensorFlow's op determinism is switched on. Training is seeded,
 so a rebuild on the same backend gives the same weights; a `.keras` file records the time
 it was saved, so its bytes and sha256 change anyway, and build reports, for each preset,

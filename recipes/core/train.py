@@ -1,11 +1,26 @@
-"""Training: the two reference schedules, per-epoch checkpoints, and resume.
+"""Training: the reference optimisers and schedules, per-epoch checkpoints, and resume.
 
-Schedules, chosen per model family:
-- `convmixer` (locuslab/convmixer-cifar10): AdamW, weight decay, gradient clip-norm 1.0,
+`make_optimizer(family, total_steps, lr, weight_decay, milestones=None)`, one family per
+reference recipe:
+- `convmixer` (locuslab/convmixer-cifar10): AdamW (decoupled weight decay, eps 1e-8 as
+  PyTorch's), the global gradient norm clipped to 1.0 (the reference's `clip_grad_norm_`),
   learning rate set per step, piecewise-linear over [0, 2/5, 4/5, 1]·steps ->
   [0, lr_max, lr_max/20, 0].
-- `resnet` (He et al. 2016b): SGD, momentum 0.9, weight decay, learning rate divided
-  by 10 at 50 % and 75 % of training (the paper's 32k/48k of 64k iterations).
+- `resnet` (He et al. 2016b; ImageNet: He et al. 2016 and torchvision's reference): SGD,
+  momentum 0.9, coupled L2 weight decay, learning rate divided by 10 at `milestones`
+  (default 50 % and 75 %: the paper's 32k/48k of 64k iterations).
+- `cifar100` (weiaicunzai/pytorch-cifar100): the `resnet` optimiser, a linear warm-up over
+  the first 1/200 of training (its one epoch of 200), then ×0.2 at 30, 60 and 80 % (its
+  epochs 60, 120, 160).
+- `mobilenet_v2` (torchvision's reference recipe for MobileNetV2): the `resnet` optimiser,
+  learning rate ×0.98 after every 1/300 of training (its every epoch of 300).
+- `squeezenet` (the SqueezeNet 1.0 authors' Caffe solver): the `resnet` optimiser,
+  polynomial decay of power 0.5 to 0 over training.
+
+The SGD families use `CoupledSGD`: PyTorch's and Caffe's weight decay, added to the gradient
+before momentum. Keras's own `SGD(weight_decay=...)` shrinks the weights outside momentum
+(w ← w − lr·wd·w), about 1/(1 − momentum) = 10× weaker than the coupled L2 the references'
+numbers (1e-4, 5e-4) were tuned for.
 """
 
 import contextlib
@@ -17,6 +32,7 @@ import time
 
 import keras
 import numpy as np
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="spatialmix")
@@ -44,19 +60,101 @@ class OneCycleLinear(keras.optimizers.schedules.LearningRateSchedule):
         return {"lr_max": self.lr_max, "total_steps": self.total_steps}
 
 
+@keras.saving.register_keras_serializable(package="spatialmix")
+class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """weiaicunzai/pytorch-cifar100's schedule: lr rises linearly to `lr` over the first
+    `warmup_steps` (its `WarmUpLR`: lr·(step + 1)/warmup_steps), then is multiplied by
+    `factor` at each of `boundaries` (its `MultiStepLR`)."""
+
+    def __init__(self, lr, boundaries, factor, warmup_steps):
+        self.lr = float(lr)
+        self.boundaries = [int(b) for b in boundaries]
+        self.factor = float(factor)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        lr = ops.full_like(step, self.lr)
+        for boundary in self.boundaries:
+            lr = ops.where(step >= boundary, lr * self.factor, lr)
+        if self.warmup_steps:
+            lr = ops.where(step < self.warmup_steps, self.lr * (step + 1) / self.warmup_steps, lr)
+        return lr
+
+    def get_config(self):
+        return {"lr": self.lr, "boundaries": self.boundaries, "factor": self.factor,
+                "warmup_steps": self.warmup_steps}
+
+
+@keras.saving.register_keras_serializable(package="spatialmix")
+class CoupledSGD(keras.optimizers.SGD):
+    """SGD with momentum and coupled L2 weight decay, step for step PyTorch's
+    `torch.optim.SGD(lr, momentum, weight_decay=l2)` (no dampening, no Nesterov):
+
+        g ← g + l2·w;   buf ← momentum·buf + g;   w ← w − lr·buf
+
+    The buffer holds gradients, not learning-rate-scaled steps (Keras's SGD keeps
+    v = momentum·v − lr·g), so a learning-rate drop acts at once, as in PyTorch. The decay
+    applies to every trainable variable (BN scales and biases too), as in the references."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, l2=0.0, **kwargs):
+        if kwargs.pop("nesterov", False):
+            raise ValueError("CoupledSGD has no Nesterov momentum")
+        if kwargs.pop("weight_decay", None):
+            raise ValueError("CoupledSGD takes its (coupled) weight decay as `l2`, not Keras's decoupled "
+                             "`weight_decay`")
+        super().__init__(learning_rate=learning_rate, momentum=float(momentum), nesterov=False, **kwargs)
+        self.l2 = float(l2)
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.l2:
+            gradient = ops.add(gradient, ops.multiply(ops.cast(self.l2, variable.dtype), variable))
+        if self.momentum:
+            buffer = self.momentums[self._get_variable_index(variable)]
+            gradient = ops.add(ops.multiply(buffer, ops.cast(self.momentum, variable.dtype)), gradient)
+            self.assign(buffer, gradient)
+        self.assign_sub(variable, ops.multiply(learning_rate, gradient))
+
+    def get_config(self):
+        return {**super().get_config(), "l2": self.l2}
+
+
 def step_decay(lr, total_steps, milestones=(0.5, 0.75), factor=0.1):
     boundaries = [max(1, int(m * total_steps)) for m in milestones]
     values = [lr * factor**i for i in range(len(boundaries) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
-def make_optimizer(family, total_steps, lr, weight_decay, milestones=(0.5, 0.75)):
-    if family == "convmixer":
-        return keras.optimizers.AdamW(learning_rate=OneCycleLinear(lr, total_steps),
-                                      weight_decay=weight_decay, clipnorm=1.0)
+def _schedule(family, total_steps, lr, milestones):
+    """The learning-rate schedule of an SGD family (see the module docstring)."""
     if family == "resnet":
-        return keras.optimizers.SGD(learning_rate=step_decay(lr, total_steps, milestones), momentum=0.9,
-                                    weight_decay=weight_decay)
+        return step_decay(lr, total_steps, milestones or (0.5, 0.75))
+    if family == "cifar100":
+        boundaries = [max(1, int(m * total_steps)) for m in (milestones or (0.3, 0.6, 0.8))]
+        return WarmupStepDecay(lr, boundaries, 0.2, round(total_steps / 200))
+    if family == "mobilenet_v2":
+        return keras.optimizers.schedules.ExponentialDecay(lr, max(total_steps / 300, 1.0), 0.98, staircase=True)
+    if family == "squeezenet":
+        return keras.optimizers.schedules.PolynomialDecay(lr, max(int(total_steps), 1), end_learning_rate=0.0,
+                                                          power=0.5)
+    raise ValueError(f"unknown schedule family {family!r}")
+
+
+SGD_FAMILIES = ("resnet", "cifar100", "mobilenet_v2", "squeezenet")
+FAMILIES = ("convmixer", *SGD_FAMILIES)
+
+
+def make_optimizer(family, total_steps, lr, weight_decay, milestones=None):
+    """The optimiser of a reference recipe (`family`, see the module docstring) for a training
+    of `total_steps` steps; `milestones` (fractions of training) moves a step family's drops."""
+    if family == "convmixer":
+        return keras.optimizers.AdamW(learning_rate=OneCycleLinear(lr, total_steps), weight_decay=weight_decay,
+                                      epsilon=1e-8, global_clipnorm=1.0)
+    if family in SGD_FAMILIES:
+        return CoupledSGD(learning_rate=_schedule(family, total_steps, lr, milestones), momentum=0.9,
+                          l2=weight_decay)
     raise ValueError(f"unknown schedule family {family!r}")
 
 

@@ -23,7 +23,8 @@ RESNET_CPU_MODEL = dict(RESNET_PAPER_MODEL)
 RESNET_CPU_BUDGET = {"epochs": 3, "batch_size": 128, "lr": 0.1, "weight_decay": 1e-4}
 RESNET_SMOKE_MODEL = {"arch": "sep_resnet_cifar", "width": 4, "depth_multiplier": 2, "kernel_size": 3}
 RESNET_SMOKE_BUDGET = {"epochs": 1, "steps_per_epoch": 3, "batch_size": 32, "lr": 0.05, "weight_decay": 1e-4}
-RESNET_REFERENCE = ("He et al. 2016b (identity-mapping ResNets): SGD, momentum 0.9, weight decay 1e-4; "
+RESNET_REFERENCE = ("He et al. 2016b (identity-mapping ResNets): SGD, momentum 0.9, weight decay 1e-4 (coupled L2, "
+                    "as Torch's SGD applies it: recipes.core.train.CoupledSGD); "
                     "CIFAR batch 128, lr 0.1 /10 at 32k and 48k iterations, stop at 64k (164 epochs), "
                     "random crop (4 px) + flip; ImageNet batch 256, lr 0.1 /10 at epochs 30 and 60, 90 epochs.")
 
@@ -33,8 +34,9 @@ CONVMIXER_CPU_MODEL = {"width": 64, "kernel_size": 5, "patch_size": 2}
 CONVMIXER_PAPER_MODEL = {"width": 128, "kernel_size": 8, "patch_size": 1}       # 001 §4.2
 CONVMIXER_IMAGENET_MODEL = {"width": 512, "kernel_size": 8, "patch_size": 7}
 CONVMIXER_PAPER_BUDGET = {"epochs": 25, "batch_size": 512, "lr": 0.01, "weight_decay": 0.01, "augment": True}
-CONVMIXER_REFERENCE = ("locuslab/convmixer-cifar10 (AdamW, batch 512, 25 epochs, wd 0.01, clip-norm 1.0, "
-                       "one-cycle lr_max 0.01); ImageNet: locuslab/convmixer (150 epochs, batch 640).")
+CONVMIXER_REFERENCE = ("locuslab/convmixer-cifar10 (AdamW with decoupled weight decay 0.01, batch 512, 25 epochs, "
+                       "the global gradient norm clipped to 1.0, one-cycle lr_max 0.01); ImageNet: locuslab/convmixer "
+                       "(150 epochs, batch 640).")
 
 
 def train_resnet(cell, mode, depth, **extra):

@@ -35,11 +35,29 @@ How the cpu scale was chosen (before its first run, not changed after):
   figures show chans "slightly" behind full. Beyond that gap and the seed spread: does not
   hold.
 
+- The AdamW gradient clip is the reference's global norm (recipes.core.train), from the next
+  cpu run on.
+
+Paper scale: CIFAR-10 (or MNIST, Fashion-MNIST), ConvMixer un-shufflers of depth 4, 8, 16 ×
+width 128, 512 × kernel 3, 7 in full and chans modes, including the paper's "large" model
+(d = 16, w = 512, k = 7, App. B); AdamW one-cycle (the ConvMixer reference's optimiser),
+25 epochs of batch 128, no augmentation.
+
+Seeds at paper scale: 2 (0, 1). The ≈ tolerance alone would read one seed at face value,
+but a larger gap only "does not hold" beyond the seed spread; 24 cells per seed fit twice.
+
+Remaining departures from the text: the paper gives no training budget for this task, nor
+the sizes behind Figs. 10 and B.4-B.5 beyond the large model (the grid here spans it);
+"nearly just as well" is read as within 1 dB; space, drawn in the paper's supplement, is
+not trained.
+
 Runbook:
     spatialmix run pixel-unshuffle                      # cpu scale on MNIST (mnist5k, 28×28), 4 cells
     spatialmix run pixel-unshuffle --dataset fashion_mnist_idx   # ... on Fashion-MNIST
     spatialmix run pixel-unshuffle --dataset patches    # cpu scale on natural 16×16 colour patches
     spatialmix run pixel-unshuffle --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-10; also mnist, fashion_mnist
+
+Expected at cpu scale: see docs/paper-a.md
 """
 
 from recipes.core import claims
@@ -82,7 +100,7 @@ SCALES = {
     "paper": Scale(
         dataset="cifar10", grid={"mode": ["full", "chans"], "depth": [4, 8, 16], "width": [128, 512],
                                  "kernel_size": [3, 7]},
-        seeds=(0,), budget={"epochs": 25, "batch_size": 128, "lr": 0.01, "weight_decay": 0.01},
+        seeds=(0, 1), budget={"epochs": 25, "batch_size": 128, "lr": 0.01, "weight_decay": 0.01},
         datasets=("mnist", "fashion_mnist"),
         note="paper scale: CIFAR-10 (or MNIST, Fashion-MNIST), depth 4/8/16 × width 128/512 × kernel 3/7 × "
              "{full, chans}, including the paper's large model (d=16, w=512, k=7). The paper gives no training "

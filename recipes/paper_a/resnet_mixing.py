@@ -14,10 +14,22 @@ Scales:
   n ∈ {1, 2} (ResNet-8 and ResNet-14; a depth-2 model costs ~2.5× a depth-1 one), He et al.'s
   SGD step schedule cut to 3 epochs of batch 128, no augmentation, seeds 0 and 1.
 - paper: CIFAR-10 (or CIFAR-100, ImageNet), n ∈ {2, 3, 5} (the depths of Fig. 2 are not in
-  the text), He et al.'s schedule in full, random crop + flip.
+  the text), He et al.'s schedule in full (SGD, momentum 0.9, weight decay 1e-4, batch 128,
+  lr 0.1 /10 at 50 % and 75 % of 164 epochs; ImageNet batch 256, 90 epochs, /10 at 30 and
+  60), random crop + flip.
+- The SGD weight decay is coupled L2 (added to the gradient before momentum), as in He et
+  al.'s Torch code (recipes.core.train.CoupledSGD); at every scale, from the next cpu run on.
 
 Thresholds (`spatialmix show resnet-mixing`): ≈ is full − chans ≤ 3 pts; ≫ is chans − space
 ≥ 5 pts beyond the seed spread; a depth whose arms are all ≥ 99 % is inconclusive.
+
+Seeds at paper scale: 2 (0, 1). "≫" is an ordering read beyond the seed spread, which one
+seed does not have; 9 CIFAR cells of 164 epochs per seed fit a GPU budget twice (an
+ImageNet run inherits the 2 seeds: 18 trainings of 90 epochs).
+
+Remaining departures from the text: the depths of Fig. 2 (n ∈ {2, 3, 5} here); the paper
+gives no training settings ("identical conditions"), so He et al.'s are used; "quite small"
+is read as at most 3 pts and "far worse" as at least 5 pts beyond the spread.
 
     spatialmix run resnet-mixing                                   # cpu, 12 cells
     spatialmix run resnet-mixing --scale paper --dataset cifar100 --data-dir ~/tensorflow_datasets
@@ -47,7 +59,7 @@ SCALES = {
              "step schedule scaled to 3 epochs of batch 128, no augmentation.",
     ),
     "paper": Scale(
-        dataset="cifar10", grid={"mode": list(MODES), "depth": [2, 3, 5]}, seeds=(0,),
+        dataset="cifar10", grid={"mode": list(MODES), "depth": [2, 3, 5]}, seeds=(0, 1),
         model=RESNET_PAPER_MODEL, budget=RESNET_PAPER_BUDGET, datasets=("cifar100", "imagenet2012"),
         overrides={"imagenet2012": RESNET_IMAGENET},
         note="paper scale: separable pre-activation ResNets with d=9, k=3; CIFAR 6n+2 layers at width 16, "

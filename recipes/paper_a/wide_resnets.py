@@ -1,11 +1,28 @@
 """wide-resnets: paper A, Fig. 4 (§4.1.4). Fully learned (full) vs channels-only (chans)
-separable ResNets as the width multiplier grows. Claim: the chans–full gap shrinks with
-width, until chans reaches full.
+separable ResNets as the width multiplier grows.
+
+Claim, as the paper words it: "the performance of the channels-only models converges to that
+of the fully-learned models as we continue to increase the width", so that a channels-only
+model can "reach the same performance as the fully-learned model". Two sub-claims: the
+full − chans gap shrinks with width, and at the widest width chans reaches full.
+
+Thresholds (`spatialmix show wide-resnets`; the verdict holds if both hold):
+- shrinks: gap = full − chans at each width (spread: the two arms' combined seed spread).
+  Holds when the gap at the widest width is smaller than at the narrowest by more than the
+  two gaps' combined spread (claims.beats on the gaps), does not hold when it is larger by
+  more than that; inconclusive otherwise, or when the narrowest width has no gap beyond its
+  spread (nothing to shrink).
+- reaches: at the widest width full − chans ≤ reach (claims.within): 1 pt at paper scale
+  (10,000 test images), 3 pts at cpu scale (1,400 test images; the mixing recipes' "≈").
+  This end point is new since the cpu scale's first runs and governs the next cpu run too.
+A grid whose every arm sits at the ceiling is inconclusive.
 
 How the cpu scale was chosen (written before its first run, not changed after):
 - Model and schedule: resnet-mixing's cpu miniature of the paper's separable ResNet (width 16,
   d = 9, k = 3) at depth n = 1 (ResNet-8), He et al.'s SGD step schedule scaled to 3 epochs of
   batch 128 (see resnet-mixing for how that was chosen), on `textures`, no augmentation.
+  SGD's weight decay is coupled L2 as in He et al. (recipes.core.train), from the next cpu
+  run on.
 - Widths: multipliers 0.25, 1, 2 (stage-1 widths 4, 16, 32). The paper widens from its
   base width; a ×2 model costs ~4× a ×1 one, so ×4 does not fit 10 minutes beside the
   rest, and the grid extends downwards instead, to keep a 8× range of widths.
@@ -14,13 +31,21 @@ How the cpu scale was chosen (written before its first run, not changed after):
   minutes). Its one run on a quiet host took ~640 s of unshared cells (the ×2 cells 60 s
   each), over the 10-minute limit, so ×0.5 was dropped: it saves ~160 s and keeps the
   schedule, the 8× range and the threshold. The cells that remain are seeded and unchanged.
-- Threshold: gap = full − chans at each width (spread: the two arms' combined seed spread).
-  The claim holds when the gap at the widest width is smaller than at the narrowest by more
-  than the two gaps' combined spread, and does not hold when it is larger by more than that.
-  Otherwise, or when the narrowest width has no gap beyond its spread (nothing to shrink),
-  or every arm sits at the ceiling, it is inconclusive.
+
+Paper scale: CIFAR-10, separable ResNet-20 (n = 3, base width 16, d = 9, k = 3) widened ×1,
+×2, ×4, ×8, He et al.'s schedule (164 epochs, coupled weight decay 1e-4), crop + flip.
+
+Seeds at paper scale: 2 (0, 1). Both sub-claims compare arms beyond the seed spread, which
+one seed does not have; the 8 cells per seed (the ×8 model the costliest) fit twice.
+
+Remaining departures from the text: the widths and the depth of Fig. 4 are not in the text
+(×1-×8 of ResNet-20 here); "converges" is read on the narrowest and widest widths of the
+grid, "the same performance" as within 1 pt.
 
     spatialmix run wide-resnets                        # cpu scale, 12 cells, 2 seeds
+    spatialmix run wide-resnets --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-10, 16 cells
+
+Expected at cpu scale: see docs/paper-a.md
 """
 
 import math
@@ -35,6 +60,11 @@ from recipes.paper_a._common import (RESNET_CPU_BUDGET, RESNET_CPU_MODEL as CPU_
                                      line_figure)
 
 ARMS = ("full", "chans")
+THRESHOLDS = claims.Thresholds(
+    reach=claims.Threshold(0.03, "chans reaches full at the widest width: full − chans at most this (a larger "
+                                 "loss beyond the seed spread does not hold); the gap must also shrink from the "
+                                 "narrowest width, beyond the spread of the two gaps", by_scale={"paper": 0.01}),
+)
 
 SCALES = {
     "smoke": Scale(dataset="digits", grid={"mode": list(ARMS), "width_multiplier": [0.5, 1.0]}, seeds=(0,),
@@ -48,7 +78,7 @@ SCALES = {
              "epochs of batch 128.",
     ),
     "paper": Scale(
-        dataset="cifar10", grid={"mode": list(ARMS), "width_multiplier": [1.0, 2.0, 4.0, 8.0]}, seeds=(0,),
+        dataset="cifar10", grid={"mode": list(ARMS), "width_multiplier": [1.0, 2.0, 4.0, 8.0]}, seeds=(0, 1),
         model={**PAPER_MODEL, "depth": 3}, budget=PAPER_BUDGET, datasets=("cifar100", "imagenet2012"),
         overrides={"imagenet2012": IMAGENET_OVERRIDE},
         note="paper scale: separable ResNet-20 (n=3, base width 16, d=9, k=3) widened ×1-×8. The widths and depth "
@@ -80,7 +110,7 @@ def gaps(rows):
     return out
 
 
-def check(rows, t=claims.NO_THRESHOLDS.at()):
+def check(rows, t=THRESHOLDS.at()):
     by_width = gaps(rows)
     table = [[f"×{m:g}", claims.pct(g[3]), claims.pct(g[4]), f"{100 * g[0]:+.1f} ± {100 * g[1]:.1f}", g[2]]
              for m, g in by_width.items()]
@@ -90,19 +120,19 @@ def check(rows, t=claims.NO_THRESHOLDS.at()):
     narrow, wide = by_width[min(by_width)], by_width[max(by_width)]
     if claims.at_ceiling(*(g[3] for g in by_width.values()), *(g[4] for g in by_width.values())):
         return claims.Finding(claims.INCONCLUSIVE, "all arms at the ceiling.", tab)
-    shrink = narrow[0] - wide[0]
-    spread = math.hypot(narrow[1], wide[1])
     if narrow[0] <= narrow[1]:
-        verdict, why = claims.INCONCLUSIVE, "the narrowest width has no gap beyond its seed spread: nothing to shrink"
-    elif abs(shrink) <= spread:
-        verdict, why = claims.INCONCLUSIVE, "the change is within the seed spread"
+        shrinks, why = claims.INCONCLUSIVE, "the narrowest width has no gap beyond its seed spread: nothing to shrink"
     else:
-        verdict = claims.HOLDS if shrink > 0 else claims.DOES_NOT_HOLD
-        why = "the gap shrinks" if shrink > 0 else "the gap grows"
+        shrinks = claims.beats(narrow[:3], wide[:3])
+        why = {claims.HOLDS: "the gap shrinks", claims.DOES_NOT_HOLD: "the gap grows"}.get(
+            shrinks, "the change is within the seed spread")
+    reaches = claims.within(wide[3], wide[4], t.reach)
     summary = (f"Test accuracy, mean ± spread over seeds. Gap full − chans at ×{min(by_width):g}: "
                f"{100 * narrow[0]:+.1f} ± {100 * narrow[1]:.1f} pts; at ×{max(by_width):g}: {100 * wide[0]:+.1f} ± "
-               f"{100 * wide[1]:.1f} pts; change {100 * -shrink:+.1f} pts (spread {100 * spread:.1f}): {why}.")
-    return claims.Finding(verdict, summary, tab)
+               f"{100 * wide[1]:.1f} pts; change {100 * (wide[0] - narrow[0]):+.1f} pts "
+               f"(spread {100 * math.hypot(narrow[1], wide[1]):.1f}): {why} ({shrinks}). Chans reaches full at "
+               f"×{max(by_width):g} (full − chans ≤ {100 * t.reach:g} pts): {reaches}.")
+    return claims.Finding(claims.combine([shrinks, reaches]), summary, tab)
 
 
 def figure(rows, path, meta):
@@ -116,11 +146,12 @@ RECIPE = Recipe(
     title="Wide separable ResNets: chans converges to full",
     paper="A, Fig. 4 (§4.1.4)",
     claim="As the width grows, channels-only separable ResNets (chans) converge to fully learned ones (full): "
-          "the full − chans gap shrinks with width.",
+          "the full − chans gap shrinks with width, and at the widest width chans reaches full's accuracy.",
     metric="test_accuracy",
     scales=SCALES,
     run_cell=run_cell,
     figure=figure,
     check=check,
+    thresholds=THRESHOLDS,
     reference=RESNET_REFERENCE,
 )

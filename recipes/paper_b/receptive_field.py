@@ -2,30 +2,49 @@
 from the last layer backwards (1x1Conv, K = 0..13), at several image sizes (CIFAR-100
 upsampled to 32, 64, 96), plotted as the accuracy difference to the baseline against the
 receptive field of the last layer (recipes.core.receptive_field.vgg16_last_layer_rf: 212,
-164, 132, 100, 76, 60, 44, 32, 24, 16, 10 for K = 0..10). Paper: accuracy saturates once the
-receptive field exceeds the image size by a margin (≈50 for 32×32, ≈120 for 64×64).
+164, 132, 100, 76, 60, 44, 32, 24, 16, 10 for K = 0..10).
+
+Claim, as the paper words it: "the test accuracy saturates with the increase of the
+receptive field size for a given image size ... the minimal required receptive field size
+has to exceed the actual image size by a relatively large margin and this margin increases
+for larger image size. For example, the model reaches approximately the same test accuracy
+as a vanilla VGG-16 with receptive field being 50 for 32×32 input image, and the same number
+becomes around 120 for 64×64 input image." It gives no number for 96×96.
 
 Grid: `image_size` × `k`. The images are upsampled bilinearly inside the model (a
 `Resizing` layer in front of the zoo's VGG-16 built for that size), as the paper upsampled
 CIFAR-100; the data set itself is unchanged.
 
+Check, per image size s:
+- saturation, where the paper gives the receptive field (SATURATION_RF: 50 at 32 px, 120 at
+  64 px): every K > 0 whose receptive field is at least that is within tol of the baseline
+  (1 point at paper scale, the paper's "within 1%"; 2 at cpu scale; a larger drop beyond the
+  seed spread does not hold). At 96 px, where the paper gives none, saturation is not read.
+- a knee, at every size: the smallest receptive field of the grid, if it is < s, is more
+  than tol below the baseline beyond the spread (else the accuracy does not depend on the
+  receptive field: does not hold).
+The paper's numbers replace a rule of our own (saturated at ≥ 1.5·s); at the cpu grid's
+receptive fields both select the same arms, and the rule governs the next cpu run.
+
 How the cpu scale was chosen (the grid before any run, not changed after; the
 epochs re-chosen once, see CPU_BUDGET below): image sizes {32, 64},
 K ∈ {0, 2, 5, 8} (receptive fields 212, 132, 60, 24: one below 32, one between 32 and 64,
-one above 1.5 × 64), 2 seeds: 16 trainings; model, data and budget as every paper B cpu
-recipe (_common.py).
+one above 64 + 50 %), 2 seeds: 16 trainings; model, data and budget as every paper B cpu
+recipe (_common.py; coupled-L2 SGD from the next cpu run on).
 
-Check (fixed before any run), per image size s:
-- saturation: every K > 0 whose receptive field is ≥ 1.5·s is within tol (2 points) of the
-  baseline (a larger drop beyond the seed spread: does not hold);
-- a knee: the smallest receptive field of the grid, if it is < s, is more than tol below the
-  baseline beyond the spread (else the accuracy does not depend on the receptive field:
-  does not hold).
+Paper scale: CIFAR-100 upsampled to 32, 64 and 96, VGG-16-BN, K = 0..10 (the paper's axis
+ticks), weiaicunzai's CIFAR-100 recipe (_common.PAPER_REFERENCE). Seeds at paper scale: 1
+(seed 0), as the paper (see _common.py).
+
+Remaining departures from the text: the upsampling method is not in the text (bilinear
+here); "approximately the same test accuracy" is read as within 1 point.
 
 Runbook:
     spatialmix run receptive-field                   # cpu scale
     spatialmix run receptive-field --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-100
     measured: see README.md "Paper B at cpu scale".
+
+Expected at cpu scale: see docs/paper-b.md
 """
 
 from recipes.core import claims
@@ -33,7 +52,8 @@ from recipes.core.engine import Recipe, Scale
 from recipes.core.receptive_field import vgg16_last_layer_rf
 from recipes.paper_b import _common as c
 
-SATURATED = 1.5
+# The receptive field at which the paper sees saturation, per image size (§4.4)
+SATURATION_RF = {32: 50, 64: 120}
 
 
 # Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
@@ -99,16 +119,23 @@ def check(rows, t=THRESHOLDS.at()):
     for size, arms in sorted(diffs.items()):
         for k, rf, arm, base, d in arms:
             table.append([size, k, rf, c.fmt(arm), c.fmt(base), f"{100 * d[0]:+.1f}"])
-        saturated = [claims.within(base, arm, t.tol, chance=chance) for k, rf, arm, base, _ in arms if rf >= SATURATED * size]
         small = min(arms, key=lambda a: a[1])
         knee = claims.beats(small[3], small[2], t.tol) if small[1] < size else claims.INCONCLUSIVE
-        v = claims.combine(saturated + [knee]) if saturated else claims.INCONCLUSIVE
+        knee_note = f"drop at RF {small[1]} {100 * small[4][0]:+.1f} pts ({knee})"
+        if size in SATURATION_RF:
+            saturated = [claims.within(base, arm, t.tol, chance=chance)
+                         for k, rf, arm, base, _ in arms if rf >= SATURATION_RF[size]]
+            v = claims.combine(saturated + [knee]) if saturated else claims.INCONCLUSIVE
+            notes.append(f"{size}×{size}: saturation from RF {SATURATION_RF[size]} "
+                         f"{claims.combine(saturated)}, {knee_note} → {v}")
+        else:
+            v = knee
+            notes.append(f"{size}×{size}: no saturation point in the paper, {knee_note} → {v}")
         verdicts.append(v)
-        notes.append(f"{size}×{size}: saturation above RF {SATURATED * size:.0f} {claims.combine(saturated)}, "
-                     f"drop at RF {small[1]} {100 * small[4][0]:+.1f} pts ({knee}) → {v}")
     if not verdicts:
         return claims.Finding(claims.INCONCLUSIVE, "no image size has its baseline and a modified arm finished yet.")
-    summary = ("Test accuracy, mean ± spread over seeds; difference = baseline − modified. " + "; ".join(notes)
+    summary = ("Test accuracy, mean ± spread over seeds; difference = baseline − modified; within "
+               f"{100 * t.tol:g} pts of the baseline counts as saturated. " + "; ".join(notes)
                + ". Paper (CIFAR-100): saturation near RF 50 at 32×32 and 120 at 64×64.")
     return claims.Finding(claims.combine(verdicts), summary, claims.markdown_table(
         ["image size", "K", "receptive field", "top-1", "baseline", "difference (pts)"], table))
@@ -144,7 +171,8 @@ RECIPE = Recipe(
     title="VGG-16: 3×3 → 1×1 from the last layer down, accuracy against the receptive field",
     paper="B, Fig. 3 right (§4.4)",
     claim="For a given image size, accuracy saturates (reaches the baseline) once the last layer's receptive field "
-          "exceeds the image size by a margin; smaller receptive fields cost accuracy.",
+          "exceeds the image size by a margin (about 50 at 32×32, about 120 at 64×64); smaller receptive fields "
+          "cost accuracy.",
     metric="test_accuracy",
     scales=SCALES,
     run_cell=run_cell,

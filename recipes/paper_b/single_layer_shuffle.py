@@ -11,15 +11,27 @@ and the baseline, 2 seeds: 12 trainings; one shuffled evaluation of the test spl
 (the shuffle is drawn afresh per batch); model, data and budget as every paper B cpu recipe
 (_common.py).
 
-Check (fixed before any run): the last layer (13) within tol (2 points) of the baseline
+Check (fixed before any run): the last layer (13) within tol of the baseline
 (a larger drop beyond the spread: does not hold), and the first layer (1) more than tol
 below the baseline beyond the spread (within tol: does not hold), and layer 1 below layer 13
 beyond the spread.
+
+tol is 1 point at paper scale (the paper's "within 1%"), 2 at cpu scale; SGD's weight decay
+is coupled L2 (recipes.core.train), from the next cpu run on.
+
+Paper scale: VGG-16-BN on CIFAR-100, shuffle at each of the 13 layers, weiaicunzai's
+CIFAR-100 recipe (_common.PAPER_REFERENCE). Seeds at paper scale: 1 (seed 0), as the paper
+(see _common.py).
+
+Remaining departures from the text: the paper keeps the baseline "for the last 4 layers";
+the check reads the two ends (layer 13 and layer 1), not where the drop begins.
 
 Runbook:
     spatialmix run single-layer-shuffle              # cpu scale
     spatialmix run single-layer-shuffle --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-100
     measured: see README.md "Paper B at cpu scale".
+
+Expected at cpu scale: see docs/paper-b.md
 """
 
 from recipes.core import claims
