@@ -401,7 +401,7 @@ def test_probing_a_recipe_builds_its_nets_without_training(tmp_path):
         assert seeds == 1 and probe is not None and probe.train is not None and probe.epochs == 1
         model = probe.build()
         probe.compile_model(model)
-        assert type(model.optimizer).__name__ == "SGD" and model.input_shape == (None, 32, 32, 1)
+        assert type(model.optimizer).__name__.endswith("SGD") and model.input_shape == (None, 32, 32, 1)
         names.append(model.name)
     assert names == ["resnet50_cifar", "resnet50_strip6"]
     assert not any(p.name.endswith(".keras") for p in tmp_path.rglob("*"))
