@@ -1,4 +1,4 @@
-"""The `spatialmix` command line: list, show, run, results, report, models, bench.
+"""The `spatialmix` command line: list, show, run, results, report, reproduce, models, bench.
 
 Keras reads its backend once, at import, so nothing here imports Keras (or anything
 that does) before `--backend` has been put into the environment.
@@ -68,6 +68,18 @@ def build_parser():
     sub.add_parser("models", help="the zoo's models and their default config")
     report = sub.add_parser("report", help="the reproduction table: one row per claim, from the run folders")
     report.add_argument("--runs-dir", default="runs", help="where run folders are (default: ./runs)")
+    report.add_argument("--docs", metavar="DIR", help="also write DIR/reproduction.md and one results page per "
+                        "paper (DIR/paper-a.md, DIR/paper-b.md, figures in DIR/figures)")
+    reproduce = sub.add_parser("reproduce", help="run every recipe one at a time (resumable), then write the "
+                               "reproduction table and the results pages")
+    reproduce.add_argument("--scale", default="cpu", help=f"{' | '.join(SCALES)} (default: cpu)")
+    reproduce.add_argument("--only", metavar="ID,ID", help="these recipes only, in this order (default: all)")
+    reproduce.add_argument("--runs-dir", default="runs", help="where run folders go (default: ./runs)")
+    reproduce.add_argument("--docs", default="docs", metavar="DIR",
+                           help="where the table and the results pages go (default: ./docs)")
+    reproduce.add_argument("--backend", help=f"{' | '.join(BACKENDS)} for every recipe (default: $KERAS_BACKEND, "
+                           f"else {DEFAULT_BACKEND})")
+    reproduce.add_argument("--quiet", action="store_true", help="no per-cell progress lines from the runs")
     bench = sub.add_parser("bench", help="time the training step against a plain PyTorch ConvMixer "
                            "(`spatialmix bench --help` for its options)", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
@@ -244,9 +256,23 @@ def cmd_models(args, argv):
 
 
 def cmd_report(args, argv):
-    from recipes.core.reproduction import reproduction_table
+    from recipes.core.reproduction import check_docs_dir, reproduction_table, write_docs
 
+    if args.docs:
+        check_docs_dir(args.docs)
     print(reproduction_table(args.runs_dir))
+    if args.docs:
+        written = write_docs(args.runs_dir, args.docs)
+        print(f"\nwritten: {', '.join(p for p in written if p.endswith('.md'))} (figures in "
+              f"{os.path.join(args.docs, 'figures')})")
+
+
+def cmd_reproduce(args, argv):
+    from recipes.core.reproduce import parse_only, reproduce
+
+    recipes = parse_only(args.only)  # every check before the first run starts
+    return reproduce(recipes, args.scale, args.runs_dir, args.docs, backend=args.backend, quiet=args.quiet,
+                     out=lambda line: print(line, flush=True))
 
 
 def cmd_bench(args, argv):
@@ -261,7 +287,7 @@ def cmd_bench(args, argv):
 
 
 COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "results": cmd_results, "report": cmd_report,
-            "models": cmd_models, "bench": cmd_bench, **commands.COMMANDS}
+            "reproduce": cmd_reproduce, "models": cmd_models, "bench": cmd_bench, **commands.COMMANDS}
 
 
 if __name__ == "__main__":

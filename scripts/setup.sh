@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+# Fashion-MNIST's IDX files for the `fashion_mnist_idx` dataset: Debian's package, when this
+# runs as root (CI) on a system that has apt; elsewhere tests that need them say so and skip.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } \
+    || echo "setup: could not install dataset-fashion-mnist (the fashion_mnist_idx tests will skip)"
+fi
 venv=.venv
 stamp=$venv/.spatialmix-installed
 want=$(cat pyproject.toml scripts/constraints-cpu.txt | sha256sum | cut -d' ' -f1)

@@ -299,3 +299,180 @@ def test_bench_tiny_smoke(tmp_path):
     assert result["roof_gflops"] > 0
     assert all(result["pipeline"][name][0] > 0 for name in bench_config.PIPELINES)
     assert result["goals"]
+
+
+# --------------------------------------------------------------------------- --nets: the recipes' nets
+
+
+def _hand_setup(nets_info):
+    cells = {"k=0": {"net": "net.a", "seeds": 2, "steps_per_epoch": 10, "eval_batches_per_epoch": 0,
+                     "test_batches": 2, "loop": "fit"},
+             "k=5": {"net": "net.b", "seeds": 2, "steps_per_epoch": 10, "eval_batches_per_epoch": 0,
+                     "test_batches": 2, "loop": "fit"}}
+    return {"recipes": {"rec": {"textures": {"cells": cells, "epochs": 3,
+                                             "rule": {"max_epochs": 8, "min_epochs": 1, "extra_steps": 0.0,
+                                                      "extra_s": 0.0}}}},
+            "nets": nets_info, "versions": {}, "settings": {}}
+
+
+def _info(model):
+    return {"model": model, "params": 1000, "trainable_params": 900, "input_shape": [32, 32, 1], "batch": 64,
+            "optimizer": "SGD", "weight_decay": 5e-4, "loss": "SparseCategoricalCrossentropy",
+            "first_used_by": f"rec (textures) k={model}", "build_s": 1.0, "first_step_s": 2.0, "first_eval_s": 0.5,
+            "eval_ms": 40.0, "eval_batch": 256, "save_s": 0.1}
+
+
+def _measured(load_before=0.3, load_after=0.4, steal=0.0):
+    from recipes.perf.bench import nets
+
+    before = {"load": [load_before, 0.2, 0.1], "steal_pct": steal, "busy_pct": 3.0}
+    after = {"load": [load_after, 0.5, 0.2], "steal_pct": steal, "busy_pct": 90.0}
+    problems = nets.quiet_problems(before, after, steal)
+    return {"date": "2026-12-02T08:00:00+0000", "host": "h", "cpu": "c", "cores": 2, "before": before, "after": after,
+            "steal_during_pct": steal, "quiet": not problems, "problems": problems, "quick": False, "repeats": 3,
+            "steps": 3, "warmup": 1, "wall_s": 100.0}
+
+
+def test_nets_table_and_report_from_hand_made_samples():
+    """The table the budget rule reads, built from hand-made set-ups and samples (no timing)."""
+    from recipes.core import budget
+    from recipes.perf.bench import nets
+
+    setups = {"torch": _hand_setup({"net.a": _info("a"), "net.b": _info("b")}),
+              "jax": _hand_setup({"net.a": _info("a"), "net.b": _info("b")})}
+    samples = {"torch": {"net.a": [0.30, 0.10, 0.12], "net.b": [0.05, 0.06, 0.04]},
+               "jax": {"net.a": [0.02, 0.03, 0.025], "net.b": [0.01, 0.01, 0.01]}}
+    table = nets.build_table("cpu", _measured(), setups, samples)
+    a = table["nets"]["net.a"]
+    assert a["backends"]["torch"] == {"step_ms": 120.0, "step_ms_min": 100.0, "step_ms_max": 300.0, "samples": 3,
+                                      "build_s": 1.0, "first_step_s": 2.0, "first_eval_s": 0.5, "eval_ms": 40.0,
+                                      "eval_batch": 256, "save_s": 0.1}
+    assert a["params"] == 1000 and "build_s" not in a  # times per backend, the net's description once
+    assert table["recipes"]["rec"]["textures"]["cells"]["k=5"]["net"] == "net.b"
+    # the rule on this table: 4 cells (2 seeds each) at torch's medians
+    source = budget.StepTable(table)
+    fixed = 4 * (1.0 + 2.0 + 0.5 + 2 * 0.04 + 0.1)
+    per_epoch = 2 * (10 * 0.12 + 0.1) + 2 * (10 * 0.05 + 0.1)
+    epochs = budget.rule_epochs("rec", "textures", 8, source=source)
+    assert epochs == min(8, int((budget.SHARE_S - fixed) // per_epoch)) == 8
+    estimates = nets.recipe_estimates(table, ["torch", "jax"])
+    (recipe, dataset, cells, rule_epochs, now, seconds), = estimates
+    assert (recipe, dataset, cells, rule_epochs, now) == ("rec", "textures", 4, 8, 3)
+    assert seconds["torch"] == pytest.approx(fixed + 8 * per_epoch)
+    text = nets.format_report(table, ["torch", "jax"], estimates)
+    assert "the host was quiet" in text and "WARNING" not in text
+    assert "net.a" in text and "120.0 (100-300)" in text and "rec (textures)" in text
+    assert "jax" in text and "x faster" in text   # jax's far smaller steps: worth saying, per recipe
+
+    # a busy host: said plainly, and the table says so too
+    busy = nets.build_table("cpu", _measured(load_before=3.2, steal=7.5), setups, samples)
+    assert not busy["measured"]["quiet"] and budget.StepTable(busy).provisional
+    assert table["note"].startswith("measured on a quiet host") and busy["note"].startswith("PROVISIONAL (load 3.20")
+    text = nets.format_report(busy, ["torch"], nets.recipe_estimates(busy, ["torch"]))
+    assert "WARNING: the host was not quiet" in text and "load 3.20 before" in text and "steal 7.5 %" in text
+
+
+def test_quiet_means_low_load_and_no_steal_before_and_after():
+    from recipes.perf.bench.nets import quiet_problems
+
+    calm = {"load": [0.5, 0.5, 0.5], "steal_pct": 0.1}
+    assert quiet_problems(calm, calm, 0.2) == []
+    assert quiet_problems(calm, {"load": [1.6, 1, 1], "steal_pct": 0.0}) == ["load 1.60 after (> 1.5)"]
+    assert quiet_problems({"load": [0.1, 0, 0], "steal_pct": 6.0}, calm) == ["CPU steal 6.0 % before (> 5 %)"]
+    assert quiet_problems(calm, calm, 5.5) == ["CPU steal 5.5 % during the bench (> 5 %)"]
+
+
+def test_merging_a_one_recipe_bench_keeps_the_others_and_drops_unused_nets():
+    from recipes.perf.bench import nets
+
+    old = nets.build_table("cpu", _measured(), {"torch": _hand_setup({"net.a": _info("a"), "net.b": _info("b")})},
+                           {"torch": {"net.a": [0.1], "net.b": [0.1]}})
+    old["recipes"]["other"] = {"textures": {"cells": {"": {"net": "net.a", "seeds": 2, "steps_per_epoch": 1}}}}
+    setup = _hand_setup({"net.c": _info("c")})
+    for cell in setup["recipes"]["rec"]["textures"]["cells"].values():
+        cell["net"] = "net.c"
+    new = nets.build_table("cpu", _measured(load_after=2.0), {"torch": setup}, {"torch": {"net.c": [0.2]}})
+    merged = nets.merge_tables(old, new)
+    assert set(merged["recipes"]) == {"rec", "other"}
+    assert set(merged["nets"]) == {"net.a", "net.c"}            # net.b: no recipe trains it any more
+    assert merged["measured"]["earlier"]["recipes"] == ["other"]
+    assert merged["measured"]["quiet"] is False                  # the new part was not measured quietly
+    assert nets.merge_tables({**old, "scale": "smoke"}, new) is new
+
+
+def test_net_signature_tells_nets_apart_by_what_costs_time():
+    """Seeds, initialisers and the data set's mean/std do not change a step; width, mode (what
+    is trainable), optimizer and batch do."""
+    from recipes.perf.bench.nets import net_signature
+
+    def key(batch=8, optimizer="sgd", **config):
+        config = {"width": 8, "depth": 1, "kernel_size": 3, "patch_size": 2, "num_classes": 4,
+                  "input_shape": (8, 8, 1), **config}
+        model = zoo.create_model("convmixer", **config)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+        return net_signature(model, [[batch, 8, 8, 1], [batch]])
+
+    base, info = key()
+    assert base.startswith("convmixer_8_1.") and info["batch"] == 8 and info["input_shape"] == [8, 8, 1]
+    assert info["params"] == info["trainable_params"] > 0 and key(mode="chans")[1]["trainable_params"] < info["params"]
+    assert key(seed=3)[0] == base and key(mean=[0.5], std=[0.2])[0] == base
+    for other in (key(width=16), key(mode="chans"), key(optimizer="adam"), key(batch=16)):
+        assert other[0] != base
+
+
+def test_probing_a_recipe_builds_its_nets_without_training(tmp_path):
+    """The probe runs the recipe's own run_cell up to its training: the nets come out built as
+    the cell builds them (depth-strip cuts its ResNet-50 short), and nothing is trained or saved."""
+    from recipes.core.registry import get_recipe
+    from recipes.perf.bench.nets import probe_cells
+
+    found = probe_cells(get_recipe("depth-strip"), "smoke", "textures", str(tmp_path))
+    assert [config for config, _, _, _ in found] == [{"strip": 0}, {"strip": 6}]
+    names = []
+    for config, seeds, probe, cell in found:
+        assert seeds == 1 and probe is not None and probe.train is not None and probe.epochs == 1
+        model = probe.build()
+        probe.compile_model(model)
+        assert type(model.optimizer).__name__.endswith("SGD") and model.input_shape == (None, 32, 32, 1)
+        names.append(model.name)
+    assert names == ["resnet50_cifar", "resnet50_strip6"]
+    assert not any(p.name.endswith(".keras") for p in tmp_path.rglob("*"))
+    # a recipe that trains nothing has no probe
+    assert all(probe is None for _, _, probe, _ in probe_cells(get_recipe("spectral-envelope"), "smoke", "digits",
+                                                               str(tmp_path)))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--nets", "paper"], ["paper", "cpu", "smoke"]),
+    (["--nets", "cpu", "--recipes", "depth-strip,nope"], ["nope", "depth-strip"]),
+    (["--nets", "smoke", "--table", "/proc/no/such/dir/t.json"], ["/proc/no/such/dir", "--table"]),
+])
+def test_bench_nets_bad_input_is_one_line(args, words):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
+    proc = subprocess.run([sys.executable, "-m", "recipes.cli", "bench", *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and all(w in proc.stderr for w in words), proc.stderr
+
+
+@pytest.mark.slow
+def test_bench_nets_smoke_end_to_end(tmp_path):
+    """One recipe at smoke scale on the default backend: the table has its cells, each mapped
+    to a net with times (a correctness run, no timing assertions)."""
+    backend = keras.backend.backend()
+    table_path = tmp_path / "steptimes.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
+    proc = subprocess.run([sys.executable, "-m", "recipes.cli", "bench", "--nets", "smoke", "--recipes",
+                           "static-filters", "--backends", backend, "--quick", "--table", str(table_path), "--quiet"],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = json.loads(table_path.read_text())
+    cells = table["recipes"]["static-filters"]["digits"]["cells"]
+    assert set(cells) == {f"filters={f}" for f in ("full", "random", "same", "box", "identity")}
+    nets_used = {c["net"] for c in cells.values()}
+    assert len(nets_used) == 2   # full, and chans whatever the frozen filters' kind
+    for key in nets_used:
+        times = table["nets"][key]["backends"][backend]
+        assert times["step_ms"] > 0 and times["samples"] == 1 and times["save_s"] > 0
+    assert table["measured"]["quick"] and "load" in table["measured"]["before"]
+    assert "static-filters (digits)" in proc.stdout and "load average" in proc.stdout

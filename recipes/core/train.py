@@ -23,6 +23,8 @@ before momentum. Keras's own `SGD(weight_decay=...)` shrinks the weights outside
 numbers (1e-4, 5e-4) were tuned for.
 """
 
+import contextlib
+import contextvars
 import glob
 import os
 import re
@@ -210,9 +212,36 @@ def export_plain(model, path):
     os.replace(tmp, path)
 
 
+class TrainingProbe(Exception):
+    """Raised where training would start while `probing_training()` is on: what the cell would
+    train (`build`, `compile_model`, the train and validation sets, epochs, steps per epoch),
+    so `spatialmix bench --nets` can time a recipe's nets built exactly as its cells build them.
+    `train` is None for a training loop of its own (FGSM adversarial training)."""
+
+    def __init__(self, build, compile_model, train=None, validation=None, epochs=None, steps_per_epoch=None):
+        super().__init__("training probed, not run")
+        self.build, self.compile_model = build, compile_model
+        self.train, self.validation, self.epochs, self.steps_per_epoch = train, validation, epochs, steps_per_epoch
+
+
+_PROBING = contextvars.ContextVar("spatialmix_probing_training", default=False)
+
+
+@contextlib.contextmanager
+def probing_training():
+    """Within this block, a cell's training raises TrainingProbe instead of training."""
+    token = _PROBING.set(True)
+    try:
+        yield
+    finally:
+        _PROBING.reset(token)
+
+
 def load_or_build(build, compile_model, cell_dir):
     """The newest checkpoint in `cell_dir` (with its optimizer state) and the epochs it has
     done, or a fresh `build()` compiled by `compile_model` and 0."""
+    if _PROBING.get():
+        raise TrainingProbe(build, compile_model)
     path, done = last_checkpoint(cell_dir)
     if path:
         return keras.models.load_model(path), done
@@ -228,6 +257,8 @@ def fit_resumable(build, compile_model, train_ds, val_ds, epochs, steps_per_epoc
     `build()` makes a fresh model; `compile_model(model)` compiles it (only for a fresh
     model: a checkpoint carries its optimizer state). Returns (model, resumed_from_epoch).
     """
+    if _PROBING.get():
+        raise TrainingProbe(build, compile_model, train_ds, val_ds, epochs, steps_per_epoch)
     model, done = load_or_build(build, compile_model, cell_dir)
     if done < epochs:
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=done,

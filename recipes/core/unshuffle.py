@@ -66,7 +66,8 @@ def _pairs(ds, perm):
 
 
 def train_unshuffler(cell, model_config, *, permutation_seed, data_options=None, examples=8):
-    """Train `convmixer_unshuffler` on the cell's dataset (labels ignored), test it.
+    """Train `convmixer_unshuffler` on the cell's dataset (labels ignored), test it. Data set
+    options: the budget's `dataset_options` updated by `data_options`.
 
     Returns the results-row metrics: test PSNR and MSE, the scrambled input's PSNR (the
     do-nothing baseline), parameter counts, samples/s; saves the plain `model.keras` and
@@ -80,7 +81,7 @@ def train_unshuffler(cell, model_config, *, permutation_seed, data_options=None,
     from recipes.core.train import export_plain, fit_resumable, make_optimizer
 
     budget = cell.budget
-    opts = dict(data_options or {})
+    opts = {**budget.get("dataset_options", {}), **(data_options or {})}  # as classifier cells take them
     spec = data.dataset_spec(cell.dataset, **opts)
     h, w = spec.image_shape[:2]
     perm = permutation(h, w, permutation_seed)

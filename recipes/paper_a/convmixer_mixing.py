@@ -38,6 +38,7 @@ space trails chans by 3-5 points (the measured table is in docs/paper-a.md).
 """
 
 from recipes.core.choices import MODES
+from recipes.core.budget import cpu_budget
 from recipes.core.engine import Recipe, Scale
 from recipes.paper_a._common import (CONVMIXER_CPU_MODEL, CONVMIXER_IMAGENET_MODEL, CONVMIXER_PAPER_BUDGET,
                                      CONVMIXER_PAPER_MODEL, CONVMIXER_REFERENCE, CONVMIXER_SMOKE_MODEL,
@@ -53,7 +54,8 @@ SCALES = {
     "cpu": Scale(
         dataset="textures", grid={"mode": list(MODES), "depth": [2, 4]}, seeds=(0, 1),
         model=CONVMIXER_CPU_MODEL,
-        budget={"epochs": 8, "batch_size": 128, "lr": 0.01, "weight_decay": 0.01},
+        budget=cpu_budget({"epochs": 8, "batch_size": 128, "lr": 0.01, "weight_decay": 0.01}, "convmixer-mixing",
+                          "textures"),   # epochs: at most 8, fewer if the rule (recipes.core.budget) says so
         datasets=("digits", "digits32"),
         note="cpu scale: 14-class textures (16×16 grayscale patches), ConvMixer-64 (k=5, p=2), "
              "the reference's AdamW one-cycle schedule scaled to 8 epochs of batch 128 (to fit 10 minutes on 2 cores).",

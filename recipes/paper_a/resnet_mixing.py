@@ -39,6 +39,7 @@ at both depths (the measured table is in docs/paper-a.md).
 """
 
 from recipes.core.choices import MODES
+from recipes.core.budget import cpu_budget
 from recipes.core.engine import Recipe, Scale
 from recipes.paper_a._common import (MIXING_THRESHOLDS, RESNET_CPU_BUDGET, RESNET_CPU_MODEL, RESNET_IMAGENET,
                                      RESNET_PAPER_BUDGET, RESNET_PAPER_MODEL, RESNET_REFERENCE, RESNET_SMOKE_BUDGET,
@@ -51,7 +52,8 @@ SCALES = {
     ),
     "cpu": Scale(
         dataset="textures", grid={"mode": list(MODES), "depth": [1, 2]}, seeds=(0, 1),
-        model=RESNET_CPU_MODEL, budget=RESNET_CPU_BUDGET, datasets=("digits",),
+        model=RESNET_CPU_MODEL, budget=cpu_budget(RESNET_CPU_BUDGET, "resnet-mixing", "textures"),  # by the rule
+        datasets=("digits",),
         note="cpu scale: 14-class textures (16×16 gray), the paper's CIFAR separable ResNet (width 16, d=9, "
              "k=3) at depths n=1, 2 only (ResNet-8/14; the budget forces the shallow end), He et al.'s SGD "
              "step schedule scaled to 3 epochs of batch 128, no augmentation.",

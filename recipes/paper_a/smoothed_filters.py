@@ -47,6 +47,7 @@ Expected at cpu scale: see docs/paper-a.md
 """
 
 from recipes.core import claims
+from recipes.core.budget import cpu_budget
 from recipes.core.engine import Recipe, Scale
 
 THRESHOLDS = claims.Thresholds(
@@ -69,7 +70,10 @@ SCALES = {
     "cpu": Scale(
         dataset="textures", grid={"filters": list(KINDS)}, seeds=(0, 1, 2),
         model={"width": 64, "depth": 2, "kernel_size": 5, "patch_size": 2, "smoothing": 1.0},
-        budget={"epochs": 6, "batch_size": 128, "lr": 0.01, "weight_decay": 0.01},
+        # epochs: at most 6, fewer if the rule says so. The attacks per cell (FGSM + PGD-2 at 5 ε on 1400
+        # images: 90 gradient passes over batches of 256, plus the predictions) count as ~240 steps (estimate)
+        budget=cpu_budget({"epochs": 6, "batch_size": 128, "lr": 0.01, "weight_decay": 0.01}, "smoothed-filters",
+                          "textures", extra_steps=240),
         datasets=("digits",),
         note="cpu scale: textures in [0, 1] (dataset option standardize=0; ε in pixel units), ConvMixer-64/2 "
              "(k=5, p=2) in chans mode with raw or smoothed (Gaussian std 1 px) frozen random filters, AdamW "

@@ -51,8 +51,9 @@ Expected at cpu scale: see docs/paper-a.md
 import math
 
 from recipes.core import claims
+from recipes.core.budget import cpu_budget
 from recipes.core.engine import Recipe, Scale
-from recipes.paper_a._common import (RESNET_CPU_BUDGET as CPU_BUDGET, RESNET_CPU_MODEL as CPU_MODEL,
+from recipes.paper_a._common import (RESNET_CPU_BUDGET, RESNET_CPU_MODEL as CPU_MODEL,
                                      RESNET_IMAGENET as IMAGENET_OVERRIDE, RESNET_PAPER_BUDGET as PAPER_BUDGET,
                                      RESNET_PAPER_MODEL as PAPER_MODEL, RESNET_REFERENCE,
                                      RESNET_SMOKE_BUDGET as SMOKE_BUDGET, RESNET_SMOKE_MODEL as SMOKE_MODEL,
@@ -70,7 +71,8 @@ SCALES = {
                    model={**SMOKE_MODEL, "depth": 1}, budget=SMOKE_BUDGET, datasets=("textures",)),
     "cpu": Scale(
         dataset="textures", grid={"mode": list(ARMS), "width_multiplier": [0.25, 1.0, 2.0]}, seeds=(0, 1),
-        model={**CPU_MODEL, "depth": 1}, budget=CPU_BUDGET, datasets=("digits",),
+        model={**CPU_MODEL, "depth": 1}, budget=cpu_budget(RESNET_CPU_BUDGET, "wide-resnets", "textures"),  # by the rule
+        datasets=("digits",),
         note="cpu scale: 14-class textures, the paper's CIFAR separable ResNet (width 16, d=9, k=3) at depth n=1 "
              "(ResNet-8) with width multipliers 0.25, 1, 2 (stage-1 widths 4, 16, 32), SGD step schedule scaled to 3 "
              "epochs of batch 128.",

@@ -21,7 +21,9 @@ Scales:
   under it: 15.6 % against 7.1 % chance). The second choice (session of 2026-11-27, before any
   run under it): VGG-16 at 1/8 width, because its first layers had 4 channels and 1/8 costs
   the same time (overhead-bound: 142 vs 139 ms per step on one thread); the ResNets stay at
-  1/16 (1/8 doubles their step: 1195 vs 629 ms); epochs by the rule below.
+  1/16 (1/8 doubles their step: 1195 vs 629 ms); epochs by the rule below, which now reads
+  the step times `spatialmix bench --nets cpu` measured on a quiet host (recipes/core/steptimes.json)
+  instead of a hand-typed table taken under load.
 - paper: CIFAR-100 (Small-ImageNet `imagenet_resized/32x32` selectable; ImageNet for
   imagenet-1x1). The paper gives no optimiser, schedule or epochs: it "first reproduce[s] the
   original result on the benchmark as our baseline, and then the same training scheme is
@@ -81,32 +83,21 @@ NUM_CLASSES = {"textures": 14, "cifar100": 100, "imagenet_resized/32x32": 1000, 
 # cpu: SGD momentum 0.9, lr 0.05, weight decay 5e-4, batch 64, /10 at 50 % and 75 % of
 # training (the paper-scale recipe below, shortened); `cpu_budget` sets the epochs by the rule.
 CPU_BUDGET = {"batch_size": 64, "lr": 0.05, "weight_decay": 5e-4, "dataset_options": CPU_DATA}
-# The rule for a recipe's cpu epochs, fixed before any run under it: every training gets an
-# equal share of 9 minutes (10 with a margin), less a per-training overhead (build, first-step
-# tracing, a checkpoint per epoch, the test pass), at the step times measured on this 2-core
-# machine alone (torch, fast ops, 2 threads, batch 64, 32×32 unless named; the larger of two
-# probes where there were two); at most 8 epochs. Each recipe states its arithmetic.
-CPU_STEP_S = {"vgg16": 0.132, "vgg16@64px": 0.281, "resnet50": 0.511, "resnet152": 1.085,
-              "mobilenet_v2": 0.240, "squeezenet": 0.098}
-CPU_OVERHEAD_S = {"vgg16": 5.0, "vgg16@64px": 8.0, "resnet50": 12.0, "resnet152": 24.0,
-                  "mobilenet_v2": 8.0, "squeezenet": 5.0}   # estimates: ~5 first-step + ~2 test passes
-CPU_SHARE_S = 540.0
+# The rule for a recipe's cpu epochs (recipes.core.budget): its cells share the 10-minute
+# limit less a margin, at the step, build, test and checkpoint times `spatialmix bench --nets
+# cpu` measured on a quiet host for the nets of the recipe's own grid (recipes/core/steptimes.json);
+# at most 8 epochs, which keeps the nineteen recipes within 2 hours together.
 CPU_MAX_EPOCHS = 8
 STEPS_PER_EPOCH = math.ceil(NUM_CLASSES["textures"] * CPU_DATA["train_per_class"] / CPU_BUDGET["batch_size"])  # 22
 
 
-def rule_epochs(trainings, extra_s=0.0):
-    """Epochs by the rule for a recipe that trains `trainings` = {net: how many trainings}
-    (nets as keys of CPU_STEP_S) and spends `extra_s` on other work (e.g. repeated tests)."""
-    overhead = sum(count * CPU_OVERHEAD_S[net] for net, count in trainings.items())
-    per_epoch = sum(count * STEPS_PER_EPOCH * CPU_STEP_S[net] for net, count in trainings.items())
-    epochs = math.floor((CPU_SHARE_S - extra_s - overhead) / per_epoch)
-    return max(1, min(CPU_MAX_EPOCHS, epochs))
+def cpu_budget(recipe_id, extra_s=0.0):
+    """The cpu budget of paper B recipe `recipe_id` with the rule's epochs for its grid on
+    textures; `extra_s`: seconds of other work (e.g. repeated shuffled tests)."""
+    from recipes.core import budget
 
-
-def cpu_budget(trainings, extra_s=0.0):
-    """The cpu budget with the rule's epochs (see rule_epochs)."""
-    return {**CPU_BUDGET, "epochs": rule_epochs(trainings, extra_s)}
+    return budget.cpu_budget({**CPU_BUDGET, "epochs": CPU_MAX_EPOCHS}, recipe_id, "textures",
+                             max_epochs=CPU_MAX_EPOCHS, extra_s=extra_s)
 
 
 SMOKE_BUDGET = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 16, "lr": 0.01, "weight_decay": 5e-4,

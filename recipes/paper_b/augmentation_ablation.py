@@ -45,9 +45,9 @@ PAPER = {("none", "1"): 78.06, ("gap_fc", "1"): 79.42, ("conv1x1", "1"): 79.42,
          ("none", "0"): 65.64, ("gap_fc", "0"): 68.40, ("conv1x1", "0"): 73.65}
 
 
-# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
-# 12 ResNet-50 trainings: 2 epochs, too few for a ResNet-50 to learn much; the verdict says little.
-CPU_BUDGET = c.cpu_budget({"resnet50": 12})
+# Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
+# for this grid (recipes/core/steptimes.json), at most _common.CPU_MAX_EPOCHS.
+CPU_BUDGET = c.cpu_budget("augmentation-ablation")
 
 THRESHOLDS = claims.NO_THRESHOLDS
 

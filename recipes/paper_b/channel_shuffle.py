@@ -44,9 +44,9 @@ METHODS = ("shuffle", "channel_shuffle")
 LABEL = {"shuffle": "spatial shuffle", "channel_shuffle": "channel shuffle"}
 
 
-# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
-# 10 VGG-16 trainings: 8 epochs (the cap).
-CPU_BUDGET = c.cpu_budget({"vgg16": 10})
+# Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
+# for this grid (recipes/core/steptimes.json), at most _common.CPU_MAX_EPOCHS.
+CPU_BUDGET = c.cpu_budget("channel-shuffle")
 
 THRESHOLDS = c.thresholds('margin')
 

@@ -45,9 +45,9 @@ N_BOTTLENECKS = 16
 STAGES = (3, 4, 6, 3)
 
 
-# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
-# 6 ResNet-50 trainings (stripping makes them cheaper; counted as full): 6 epochs.
-CPU_BUDGET = c.cpu_budget({"resnet50": 6})
+# Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
+# for this grid (recipes/core/steptimes.json), at most _common.CPU_MAX_EPOCHS.
+CPU_BUDGET = c.cpu_budget("depth-strip")
 
 THRESHOLDS = claims.NO_THRESHOLDS
 

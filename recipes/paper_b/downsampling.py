@@ -72,9 +72,9 @@ def arms(ks):
 
 
 
-# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
-# 20 ResNet-50 trainings: 1 epoch, too few for a ResNet-50 to learn much; the verdict says little.
-CPU_BUDGET = c.cpu_budget({"resnet50": 20})
+# Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
+# for this grid (recipes/core/steptimes.json), at most _common.CPU_MAX_EPOCHS.
+CPU_BUDGET = c.cpu_budget("downsampling")
 
 THRESHOLDS = c.thresholds('tol', 'close')
 

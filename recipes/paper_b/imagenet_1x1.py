@@ -77,9 +77,9 @@ PAPER_KS = {"resnet152": range(1, 47), "resnet50": range(1, 16), "vgg16": range(
 IMAGENET_BUDGET = {**c.IMAGENET_BUDGETS["resnet50"], "augment": True, "by_net": c.IMAGENET_BUDGETS}
 
 
-# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
-# 4 trainings of each of the five families: 1 epoch, too few to learn much; the verdict says little.
-CPU_BUDGET = c.cpu_budget({net: 4 for net in NETS})
+# Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
+# for this grid (recipes/core/steptimes.json), at most _common.CPU_MAX_EPOCHS.
+CPU_BUDGET = c.cpu_budget("imagenet-1x1")
 
 THRESHOLDS = c.thresholds('tol')
 

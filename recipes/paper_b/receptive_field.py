@@ -56,9 +56,9 @@ from recipes.paper_b import _common as c
 SATURATION_RF = {32: 50, 64: 120}
 
 
-# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
-# 8 VGG-16 trainings at 32 px and 8 at 64 px: 5 epochs.
-CPU_BUDGET = c.cpu_budget({"vgg16": 8, "vgg16@64px": 8})
+# Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
+# for this grid (recipes/core/steptimes.json), at most _common.CPU_MAX_EPOCHS.
+CPU_BUDGET = c.cpu_budget("receptive-field")
 
 THRESHOLDS = c.thresholds('tol')
 

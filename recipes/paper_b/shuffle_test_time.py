@@ -47,9 +47,10 @@ from recipes.paper_b import _common as c
 TABLE_K = 3
 
 
-# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
-# 4 VGG-16 trainings, plus ~100 s of repeated tests (52 passes over 1400 images at ~1.9 s per pass incl. shuffles): 8 epochs (the cap).
-CPU_BUDGET = c.cpu_budget({"vgg16": 4}, extra_s=100)
+# Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
+# for this grid (recipes/core/steptimes.json), at most _common.CPU_MAX_EPOCHS. The repeated shuffled tests
+# take ~100 s besides (52 passes over 1400 images at ~1.9 s per pass, measured under load).
+CPU_BUDGET = c.cpu_budget("shuffle-test-time", extra_s=100)
 
 THRESHOLDS = c.thresholds('tol')
 

@@ -39,9 +39,9 @@ from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 
-# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
-# 12 VGG-16 trainings: 8 epochs (the cap).
-CPU_BUDGET = c.cpu_budget({"vgg16": 12})
+# Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
+# for this grid (recipes/core/steptimes.json), at most _common.CPU_MAX_EPOCHS.
+CPU_BUDGET = c.cpu_budget("single-layer-shuffle")
 
 THRESHOLDS = c.thresholds('tol')
 

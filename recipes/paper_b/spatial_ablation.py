@@ -85,9 +85,9 @@ def grid(vgg_ks, resnet_ks):
 
 
 
-# Epochs by the rule in _common.rule_epochs (chosen 2026-11-27, before any run under it):
-# 14 VGG-16 and 14 ResNet-50 trainings: 1 epoch, too few to learn much; the verdict says little.
-CPU_BUDGET = c.cpu_budget({"vgg16": 14, "resnet50": 14})
+# Epochs by the rule (recipes.core.budget): the most that fit 10 minutes at the step times measured
+# for this grid (recipes/core/steptimes.json), at most _common.CPU_MAX_EPOCHS.
+CPU_BUDGET = c.cpu_budget("spatial-ablation")
 
 THRESHOLDS = c.thresholds('tol')
 

