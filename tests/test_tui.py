@@ -190,7 +190,7 @@ def test_start_smoke_run_by_keys_and_browse_results(tmp_path):
             shown = {cells(results, row.key)[0] for row in results.ordered_rows}
             assert shown == {r["cell"] for r in on_disk}
             report = open(os.path.join(run_dir, "report.md")).read()
-            verdict = runs_mod.read_verdict(os.path.join(run_dir, "report.md"))
+            verdict = runs_mod.frozen_verdict(run_dir)
             assert verdict in str(screen.query_one("#verdict").render())
             # sort by clicking the "mode" header; again reverses
             cell_width = results.columns["cell"].get_render_width(results)
@@ -439,6 +439,9 @@ def write_run(runs_dir, name, accuracies, status="finished", verdict="does not h
         text = text[:truncated]
     with open(os.path.join(run_dir, "events.jsonl"), "w") as f:
         f.write(text)
+    if status == "finished":     # the engine freezes the verdict when a run finishes
+        runfolder.RunFolder(run_dir).write_verdict({"recipe": recipe, "scale": scale, "verdict": verdict,
+                                                    "cells": 3, "thresholds": {}})
     with open(os.path.join(run_dir, "report.md"), "w") as f:
         f.write(f"# {recipe}: fixture\n\n**The paper's claim:** chans ≈ full ≫ space.\n\n"
                 f"**Measured here:** {verdict}. full {accuracies[0]:.2f}, chans {accuracies[1]:.2f}, "
