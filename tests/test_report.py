@@ -46,7 +46,11 @@ def test_report_of_a_real_smoke_run(smoke_run, tmp_path):
     done = dict(zip(HEADER, rows["`convmixer-mixing`"]))
     recipe = get_recipe("convmixer-mixing")
     assert done["paper"] == recipe.paper and done["run (scale · data · backend)"].startswith("smoke · digits · ")
-    assert done["cells"] == "3/3" and done["seeds"] == "0" and done["verdict"] == frozen["verdict"]
+    assert done["cells"] == "3/3" and done["seeds"] == "0"
+    # two smoke epochs leave the baseline near chance: the table says so instead of reading the verdict
+    assert done["verdict"] == frozen["verdict"] or (
+        done["verdict"].startswith("**untrained: baseline below 3× chance")
+        and done["verdict"].endswith(f"(the check says: {frozen['verdict']})"))
     assert "%" in done["ours"] and "full" in done["ours"] and "chans" in done["ours"]
     others = [dict(zip(HEADER, r)) for rid, r in rows.items() if rid != "`convmixer-mixing`"]
     assert others and all(row["cells"] == row["verdict"] == NOT_RUN for row in others)
