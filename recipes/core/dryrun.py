@@ -165,10 +165,13 @@ def format_cost(cost):
     rt = cost.runtime
     where = ", ".join(str(v) for v in (rt.get("backend"), rt.get("device"), rt.get("precision")) if v)
     gpus = f" ({', '.join(rt['gpus'])})" if rt.get("gpus") else ""
-    lines = [f"what the real run costs ({cost.recipe}, {cost.scale} scale on {cost.dataset}; {where}{gpus}):",
-             f"  {cost.cells} cells × {cost.epochs} epochs × {cost.steps_per_epoch} steps per epoch"
-             + (f" (batch {cost.batch_size})" if cost.batch_size else "")
-             + f" = {cost.cells * cost.epochs * cost.steps_per_epoch:,} training steps"]
+    lines = [f"what the real run costs ({cost.recipe}, {cost.scale} scale on {cost.dataset}; {where}{gpus}):"]
+    if not cost.epochs:
+        lines.append(f"  {cost.cells} cells that train nothing: the dry run did their whole work")
+    else:
+        lines.append(f"  {cost.cells} cells × {cost.epochs} epochs × {cost.steps_per_epoch} steps per epoch"
+                     + (f" (batch {cost.batch_size})" if cost.batch_size else "")
+                     + f" = {cost.cells * cost.epochs * cost.steps_per_epoch:,} training steps")
     if cost.measured_batch_size and cost.batch_size and cost.measured_batch_size != cost.batch_size:
         lines.append(f"  the steps were timed at batch {cost.measured_batch_size}, not the run's {cost.batch_size}: "
                      "this ETA is not the real run's")
@@ -182,8 +185,11 @@ def format_cost(cost):
         median, low, high = n.step_s
         lines.append(f"  {n.net:<24}{n.cells:>6}{n.steps:>12,}   {f'{median:.4f} ({low:.4f}–{high:.4f})':<28}"
                      f"{n.seconds / 3600:>8.2f}")
-    lines.append(f"  ETA {_duration(cost.seconds)} of training steps on this machine; the per-epoch test passes, "
-                 "checkpoints and model building come on top")
+    if cost.epochs:
+        lines.append(f"  ETA {_duration(cost.seconds)} of training steps on this machine; the per-epoch test passes, "
+                     "checkpoints and model building come on top")
+    else:
+        lines.append(f"  ETA {_duration(cost.seconds)} on this machine (the dry run's own time)")
     return "\n".join(lines)
 
 
