@@ -50,8 +50,9 @@ class WorkerProcess:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self.kill()
-                raise RuntimeError(f"worker {self.impl}: no answer to {op!r} within {timeout} s")
+                self.abort()
+                raise RuntimeError(f"worker {self.impl}: no answer to {op!r} within {timeout} s; where it was:\n"
+                                   f"{self.stderr_tail()}")
             ready, _, _ = select.select([out_fd], [], [], min(remaining, 1.0))
             if not ready:
                 if self.proc.poll() is not None:
@@ -87,6 +88,18 @@ class WorkerProcess:
                 self.kill()
         self.alive = False
         self.stderr_file.close()
+
+    def abort(self):
+        """Stop a stuck worker with SIGABRT first: its faulthandler writes every thread's stack to stderr."""
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGABRT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
 
     def kill(self):
         if self.proc.poll() is None:

@@ -24,8 +24,11 @@ from recipes.perf.flops import keras_layer_flops, torch_layer_flops, train_flops
 
 def _worker_main(args):
     """Serve requests (one JSON line in, one JSON line out) until `quit` or end of input."""
+    import faulthandler
+
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # library prints go to stderr, never into the protocol
+    faulthandler.enable()  # a stuck worker stopped with SIGABRT leaves its stacks on stderr
     kind = args.worker
     if kind == "keras":
         worker = KerasWorker(args.backend, args.variant, args.precision)
