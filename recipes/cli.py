@@ -62,6 +62,13 @@ def build_parser():
     run.add_argument("--cpus-per-cell", help="ray: CPUs each cell gets (default 1)")
     run.add_argument("--max-retries", help="ray: times a cell is started again when its worker or node dies "
                      "(default 3); it resumes from its last epoch checkpoint")
+    run.add_argument("--dry-run", action="store_true", help="run every cell cut to 1 epoch of 2 steps and 2 test "
+                     "batches into a new temporary folder (never the runs dir), draw the figure and the report, "
+                     "then print what the real run costs: cells × epochs × steps and an ETA from the measured "
+                     "seconds per step")
+    run.add_argument("--download", action="store_true", help="let TFDS download and prepare the dataset if it is "
+                     "not prepared in --data-dir (off by default: runs read prepared data only)")
+    commands.add_precision_argument(run)
     results = sub.add_parser("results", help="the results tables of finished and running runs, as text")
     results.add_argument("recipe", nargs="?")
     results.add_argument("--runs-dir", default="runs")
@@ -161,7 +168,8 @@ def cmd_show(args, argv):
 def cmd_run(args, argv):
     from recipes.core.engine import check_writable, resolve
     from recipes.core.registry import get_recipe
-    from zoo.errors import SpatialmixError
+    from recipes.core.runtime import PRECISIONS
+    from zoo.errors import SpatialmixError, check, check_choice
 
     try:
         seed = int(args.seed)
@@ -169,13 +177,16 @@ def cmd_run(args, argv):
         raise SpatialmixError(f"--seed must be an integer >= 0, got {args.seed!r}") from None
     if seed < 0:
         raise SpatialmixError(f"--seed must be an integer >= 0, got {seed}")
-    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+    if args.data_dir is not None and not os.path.isdir(args.data_dir) and not args.download:
         raise SpatialmixError(f"--data-dir {args.data_dir!r} is not a directory; pass the TFDS data dir that "
                               "holds the prepared datasets (or leave it out)")
     # everything a user can get wrong is checked before Keras/TensorFlow load (seconds)
     recipe = get_recipe(args.recipe)
-    resolve(recipe, args.scale, args.dataset)
-    check_writable(args.runs_dir)
+    _, dataset = resolve(recipe, args.scale, args.dataset)
+    check_choice("precision", args.precision, ("auto", *PRECISIONS))
+    check(not (args.dry_run and args.distribute), "--dry-run times the steps on one device; drop --distribute")
+    if not args.dry_run:
+        check_writable(args.runs_dir)
     if args.distribute:
         from recipes.core.runtime.distribute import check_backend
 
@@ -184,9 +195,17 @@ def cmd_run(args, argv):
 
     executor = make_executor(args.executor, args.address, args.gpus_per_cell, args.cpus_per_cell, args.max_retries)
     import_tensorflow_quietly()
+    from recipes.core import runtime
+
+    if args.download:
+        _download(dataset, args.data_dir)
+    precision = runtime.set_precision(runtime.resolve_precision(args.precision, args.scale))
+    printer = None if args.quiet else ProgressPrinter()
+    if args.dry_run:
+        return _dry_run(recipe, args, seed, dataset, argv, printer)
     from recipes.core.engine import run_recipe
 
-    printer = None if args.quiet else ProgressPrinter()
+    _check_resume_precision(recipe, args, seed, dataset, precision)
     run_dir, finding = run_recipe(recipe, args.scale, args.dataset, args.runs_dir, seed, args.data_dir,
                                   argv=["spatialmix", *argv], progress=printer, distribute=args.distribute,
                                   executor=executor)
@@ -194,6 +213,39 @@ def cmd_run(args, argv):
     if finding.table:
         print(finding.table)
     print(f"run folder: {run_dir} (results.csv, verdict.json, report.md, figure.png)")
+
+
+def _download(dataset, data_dir):
+    """--download: TFDS downloads and prepares the run's dataset if it is not there yet."""
+    from recipes.core import data
+    from recipes.core.data import tfds as tfds_data
+
+    if data.dataset_spec(dataset).source == "tfds":
+        tfds_data.prepare(dataset, data_dir)
+
+
+def _check_resume_precision(recipe, args, seed, dataset, precision):
+    """A run folder trains under one precision: its checkpoints hold that optimizer's state."""
+    from recipes.core import engine, runfolder
+    from zoo.errors import check
+
+    folder = runfolder.RunFolder(engine.run_dir_for(args.runs_dir, recipe, args.scale, dataset, seed))
+    invocations = (folder.meta() or {}).get("invocations") or [{}]
+    before = (invocations[-1].get("runtime") or {}).get("precision")
+    check(before in (None, precision), f"run folder {folder.path} trains under --precision {before}, not "
+                                       f"{precision}; rerun with --precision {before} to resume it, or pass another "
+                                       "--runs-dir")
+
+
+def _dry_run(recipe, args, seed, dataset, argv, printer):
+    from recipes.core import dryrun
+
+    result = dryrun.dry_run(recipe, args.scale, dataset, args.data_dir, seed=seed, argv=["spatialmix", *argv],
+                            progress=printer)
+    print(f"\ndry run of {recipe.id} at {args.scale} scale finished: every cell ran (1 epoch of 2 steps each; its "
+          f"verdict, {result.finding.verdict}, means nothing).")
+    print(f"dry-run folder (delete it when done): {result.run_dir} (figure.png, report.md, results.csv)")
+    print(dryrun.format_cost(result.cost))
 
 
 def cmd_results(args, argv):

@@ -11,6 +11,16 @@ from recipes.console import ProgressPrinter, import_tensorflow_quietly
 from recipes.core.choices import BACKENDS, SMALL_MODEL_BACKEND, default_backend
 
 
+def add_precision_argument(parser):
+    """`--precision` of `run` and `tune` (validated by the command, before Keras loads)."""
+    from recipes.core.runtime import PRECISIONS
+
+    parser.add_argument("--precision", default="auto", help=f"auto | {' | '.join(PRECISIONS)}: Keras's dtype policy "
+                        "(mixed: float32 weights, 16-bit compute, float32 logits; float16 with loss scaling). auto: "
+                        "float32, except at paper scale on a GPU: mixed_bfloat16 (compute capability ≥ 8.0) or "
+                        "mixed_float16 (7.x)")
+
+
 def add_parsers(sub):
     zoo = sub.add_parser("zoo", help="pretrained zoo checkpoints: list, verify, build, export")
     zsub = zoo.add_subparsers(dest="zoo_command", metavar="ACTION", parser_class=sub._parser_class)
@@ -41,6 +51,7 @@ def add_parsers(sub):
     tune.add_argument("--runs-dir", default="runs", help="where run folders go (default: ./runs)")
     tune.add_argument("--backend", help=f"{' | '.join(BACKENDS)} (default: $KERAS_BACKEND, else {SMALL_MODEL_BACKEND})")
     tune.add_argument("--quiet", action="store_true")
+    add_precision_argument(tune)
 
 
 def cmd_zoo(args, argv):
@@ -136,8 +147,10 @@ def _make_dirs(path, flag):
 
 
 def cmd_tune(args, argv):
-    from zoo.errors import SpatialmixError
+    from recipes.core.runtime import PRECISIONS
+    from zoo.errors import SpatialmixError, check_choice
 
+    check_choice("precision", args.precision, ("auto", *PRECISIONS))
     ints = {}
     for key in ("max_trials", "max_params", "epochs"):
         value = getattr(args, key)
@@ -158,6 +171,9 @@ def cmd_tune(args, argv):
 
     tune.validate(args.family, args.mode, args.dataset, args.tuner, args.scale, ints["max_trials"],
                   ints["max_params"], args.cap)
+    from recipes.core import runtime
+
+    runtime.set_precision(runtime.resolve_precision(args.precision, args.scale))
     run_dir, best = tune.tune(args.family, args.mode, args.dataset, args.tuner, ints["max_trials"], args.scale,
                               ints["max_params"], args.cap, args.runs_dir, argv=["spatialmix", *argv],
                               progress=None if args.quiet else ProgressPrinter(), epochs=ints["epochs"])

@@ -270,6 +270,87 @@ def test_bench_analysis_turns_samples_into_medians_and_round_by_round_ratios():
     assert met["default backend (torch) ConvMixer full step <= peer"] is True
 
 
+def test_bench_sets_mixed_precision_rows_against_the_autocast_peer():
+    """A mixed-precision Keras row is compared with the peer under torch.autocast in the same
+    type (channels-last); float32 rows and the peer's own variants with the reference peer."""
+    from recipes.perf.bench.analysis import analyse
+
+    def entry(samples):
+        return {"samples": samples, "setup": {"flops": 2e9}}
+
+    impl = bench_config.keras_impl("torch", "fast", "mixed_bfloat16")
+    assert impl == "torch:mixed_bfloat16" and bench_config.impl_precision(impl) == "mixed_bfloat16"
+    assert bench_config.keras_impl("jax", "plain", "float32") == "jax:plain"
+    autocast_peer = bench_config.peer_impl("mixed_bfloat16")
+    result = {"roof": {}, "pipeline": {}, "default_backend": "torch", "cases": {"convmixer/full/train": {
+        "torch": entry([0.10, 0.12]), impl: entry([0.05, 0.06]), "peer": entry([0.20, 0.20]),
+        "peer_cl": entry([0.16, 0.16]), autocast_peer: entry([0.10, 0.10])}}}
+    analyse(result, {"batch": 64})
+    rows = result["summary"]
+    assert rows[f"convmixer/full/train@{impl}"]["peer"] == autocast_peer
+    assert rows[f"convmixer/full/train@{impl}"]["vs_peer"]["median"] == pytest.approx(0.55)
+    assert rows["convmixer/full/train@torch"]["peer"] == "peer"
+    assert rows["convmixer/full/train@torch"]["vs_peer"]["median"] == pytest.approx(0.55)
+    assert rows[f"convmixer/full/train@{autocast_peer}"]["vs_peer"]["median"] == pytest.approx(0.5)
+    assert "vs_peer" not in rows["convmixer/full/train@peer"]
+    assert rows[f"convmixer/full/train@{impl}"]["images_per_s"] == pytest.approx(64 / 0.055)
+
+
+@needs_torch
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_peer_trains_under_autocast(precision):
+    """The peer's mixed-precision step (torch.autocast; float16 with a GradScaler) updates the
+    weights and keeps them float32."""
+    import torch
+
+    from recipes.perf import torch_peer
+
+    torch.manual_seed(0)
+    net = torch_peer.convmixer(width=8, depth=1, kernel_size=3, patch_size=2, num_classes=3)
+    before = [p.detach().clone() for p in net.parameters()]
+    step = torch_peer.make_train_step(net, torch_peer.make_optimizer(net, lr=1e-2),
+                                      autocast=torch_peer.AUTOCAST[precision])
+    x = torch_peer.from_nhwc(np.random.default_rng(0).random((4, 8, 8, 3), dtype=np.float32))
+    y = torch.tensor([0, 1, 2, 0])
+    losses = [float(step(x, y)) for _ in range(3)]
+    assert all(np.isfinite(losses))
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+@pytest.mark.slow
+def test_gpu_check_script_in_cpu_mode(tmp_path):
+    """scripts/gpu-check.sh --cpu: every step of the GPU check, on the CPU, into one JSON file."""
+    from recipes.core.choices import installed_backends
+
+    out = tmp_path / "gpu-check.json"
+    env = {**os.environ, "PYTHON": sys.executable, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "gpu-check.sh"), "--cpu", "--out", str(out)],
+                          capture_output=True, text=True, timeout=3600, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    backends = installed_backends()
+    assert result["mode"] == "cpu" and result["nvidia_smi_error"] == "not run (--cpu)" and not result["errors"]
+    assert result["backends"] == backends
+    for backend in backends:
+        train = result["train"][backend]
+        assert train["model"] == {"name": "convmixer", "width": 128, "depth": 16, "kernel_size": 8, "patch_size": 1}
+        assert train["images_per_s"] > 0 and train["median_step_s"] > 0 and np.isfinite(train["loss"])
+        assert train["logits_dtype"] == "float32" and train["runtime"]["device"] == "cpu"
+    bench = result["bench"]
+    impls = set(bench["implementations"])
+    expected = {*backends, *(f"{b}:mixed_bfloat16" for b in backends)}
+    if HAS_TORCH:
+        expected |= {"peer", "peer_cl", "peer_cl:mixed_bfloat16"}
+    assert impls == expected and not bench["errors"]
+    for row in bench["summary"].values():
+        assert row["images_per_s"] > 0
+        if (row["impl"].endswith(":mixed_bfloat16") and not row["impl"].startswith("peer")
+                and row["model"] == "convmixer" and HAS_TORCH):
+            assert row["peer"] == "peer_cl:mixed_bfloat16"
+    assert bench["implementations"]["peer_cl:mixed_bfloat16"]["settings"]["precision"] == "mixed_bfloat16"
+
+
 @pytest.mark.slow
 def test_bench_tiny_smoke(tmp_path):
     backend = keras.backend.backend()

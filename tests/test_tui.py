@@ -631,12 +631,29 @@ def test_device_panel_with_fake_nvml(tmp_path):
     run(body())
 
 
+def test_device_panel_with_the_real_nvml():
+    """The real pynvml, on whatever machine runs the tests: a line per GPU where there are GPUs,
+    "no GPU (...)" with CPU and RAM where there are none; never an error."""
+    real = device_mod.DeviceSampler()
+    try:
+        sample = real.sample()
+        lines = device_mod.format_sample(sample)
+    finally:
+        real.close()
+    if sample.gpus:
+        assert sample.note == "" and len(lines) == len(sample.gpus)
+        for gpu, line in zip(sample.gpus, lines):
+            assert line.startswith(f"GPU{gpu.index} {gpu.name} · util ") and " GiB · " in line, line
+            assert gpu.mem_total and gpu.mem_total > 0
+    else:
+        assert sample.note.startswith("no GPU") and sample.ram_total > 0
+        assert len(lines) == 1 and lines[0].startswith("no GPU") and "RAM" in lines[0]
+
+
 def test_device_panel_without_nvml(tmp_path):
     sampler = device_mod.DeviceSampler(nvml=fake_nvml(fail=True))
     first = sampler.sample()
     assert first.gpus == [] and "no GPU" in first.note and first.ram_total > 0
-    real = device_mod.DeviceSampler()   # the real pynvml on this GPU-less machine: no error either
-    assert real.sample().note.startswith("no GPU")
 
     async def body():
         app = make_app(tmp_path / "runs", tmp_path, sampler=sampler)

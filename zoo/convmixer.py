@@ -4,6 +4,10 @@
     block:  x = x + BN(GELU(DW_k(x)));  x = BN(GELU(PW(x)))     (n times)
     head:   GlobalAveragePooling -> Dense(num_classes)          (logits)
 
+The last layer (classifier, or the un-shuffler's projection) computes in float32 under
+every dtype policy, so a mixed-precision model still returns float32 logits; under the
+default float32 policy this changes nothing, config included.
+
 Conv and Dense weights use PyTorch's default init like the reference; the depthwise
 filters are set by `zoo.filters` (see there). Paper A: CIFAR w=128, k=8, p=1;
 ImageNet w=512, k=8, p=7.
@@ -41,7 +45,8 @@ def convmixer(width=256, depth=8, kernel_size=5, patch_size=2, num_classes=10,
     x = apply_rescaling(inputs, mean, std)
     x = apply_convmixer_trunk(x, width, depth, kernel_size, patch_size)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = layers.Dense(num_classes, kernel_initializer=torch_default_init(), name="classifier")(x)
+    outputs = layers.Dense(num_classes, kernel_initializer=torch_default_init(), dtype="float32",
+                           name="classifier")(x)
     return keras.Model(inputs, outputs, name=f"convmixer_{width}_{depth}")
 
 
@@ -51,7 +56,8 @@ def convmixer_unshuffler(width=256, depth=8, kernel_size=5, input_shape=(32, 32,
     inputs = keras.Input(input_shape, name="images")
     x = apply_rescaling(inputs, mean, std)
     x = apply_convmixer_trunk(x, width, depth, kernel_size, patch_size=1)
-    outputs = layers.Conv2D(input_shape[-1], 1, kernel_initializer=torch_default_init(), name="head_projection")(x)
+    outputs = layers.Conv2D(input_shape[-1], 1, kernel_initializer=torch_default_init(), dtype="float32",
+                            name="head_projection")(x)
     return keras.Model(inputs, outputs, name=f"convmixer_unshuffler_{width}_{depth}")
 
 

@@ -93,7 +93,8 @@ def mobilenet_v2(num_classes=1000, width_multiplier=1.0, dropout=0.2, spatial_me
     x = apply_bn_relu6(x, "head_conv")
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, kernel_initializer=torch_default_init(), name="classifier")(x)
+    outputs = layers.Dense(num_classes, kernel_initializer=torch_default_init(), dtype="float32",  # float32 logits
+                           name="classifier")(x)
     return keras.Model(inputs, outputs, name="mobilenet_v2")
 
 

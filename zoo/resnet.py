@@ -93,7 +93,8 @@ def resnet(arch, variant, num_classes, width_multiplier, spatial_method, k, down
                                  downsampling, shuffles, name)
             index += 1
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
-    outputs = layers.Dense(num_classes, kernel_initializer=torch_default_init(), name="classifier")(x)
+    outputs = layers.Dense(num_classes, kernel_initializer=torch_default_init(), dtype="float32",  # float32 logits
+                           name="classifier")(x)
     return keras.Model(inputs, outputs, name=f"{arch}_{variant}")
 
 

@@ -49,7 +49,7 @@ def sep_resnet(variant, depth, width, width_multiplier=1.0, depth_multiplier=9, 
             x = apply_preact_block(x, filters, strides, kernel_size, depth_multiplier, f"stage{stage}_block{block}")
     x = layers.Activation("relu", name="final_relu")(apply_batch_norm(x, "final_bn"))
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = layers.Dense(num_classes, name="classifier")(x)
+    outputs = layers.Dense(num_classes, dtype="float32", name="classifier")(x)  # float32 logits under any policy
     return keras.Model(inputs, outputs, name=f"sep_resnet_{variant}_{6 * depth + 2 if not imagenet else 8 * depth + 2}")
 
 

@@ -68,10 +68,11 @@ def squeezenet(num_classes=1000, width_multiplier=1.0, dropout=0.5, spatial_meth
         if index + 2 in POOL_AFTER and not pooled:
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
+    # the head (its conv gives the class scores) in float32 under any dtype policy: float32 logits
     x = layers.Conv2D(num_classes, 1, kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01),
-                      name="head_conv")(x)
-    x = layers.Activation("relu", name="head_relu")(x)
-    outputs = layers.GlobalAveragePooling2D(name="head_pool")(x)
+                      dtype="float32", name="head_conv")(x)
+    x = layers.Activation("relu", dtype="float32", name="head_relu")(x)
+    outputs = layers.GlobalAveragePooling2D(dtype="float32", name="head_pool")(x)
     return keras.Model(inputs, outputs, name="squeezenet1_0")
 
 

@@ -62,7 +62,8 @@ def vgg16(num_classes=100, width_multiplier=1.0, fc_width=4096, dropout=0.5, spa
         x = layers.Dense(si.scaled(fc_width, width_multiplier), kernel_initializer=torch_default_init(),
                          name=f"head_fc{i}")(x)
         x = layers.Dropout(dropout, name=f"head_fc{i}_dropout")(layers.Activation("relu", name=f"head_fc{i}_relu")(x))
-    outputs = layers.Dense(num_classes, kernel_initializer=torch_default_init(), name="classifier")(x)
+    outputs = layers.Dense(num_classes, kernel_initializer=torch_default_init(), dtype="float32",  # float32 logits
+                           name="classifier")(x)
     return keras.Model(inputs, outputs, name="vgg16")
 
 

@@ -17,12 +17,20 @@ random start; see recipes.core.attacks). The attacks run on the budget's `attack
 test images (a fixed random subset, the same for every cell) or on all of them;
 `attacked_clean_accuracy` is those images' clean accuracy, the ε = 0 point of their curves.
 
+Two budget keys shorten a cell for a dry run (`recipes.core.dryrun`); no scale sets them:
+- `test_batches`: every test pass (validation, the final test, the attacks) reads only the
+  first N batches of the test split;
+- `time_steps`: the row gets `train_step_s`, the median seconds of a training step after the
+  first (which carries tracing and compilation; the only one if there is one), the device
+  synchronised at each step's end, and `train_model`, the zoo model trained.
+
 Standard training is `model.fit` with per-epoch checkpoints (recipes.core.train); FGSM
 adversarial training replaces every training batch by its FGSM images against the current
 weights (paper A §4.3.1) and also checkpoints every epoch, so both resume after a crash.
 """
 
 import os
+import statistics
 import time
 from types import SimpleNamespace
 
@@ -49,7 +57,8 @@ def classifier_setup(cell, model_name, model_config, family, *, build_model=None
                               augment=budget.get("augment", False) if augment is None else bool(augment),
                               data_dir=cell.data_dir,
                               repeat=repeat or bool(budget.get("steps_per_epoch")), **options)
-    test = data.load_dataset(cell.dataset, "test", batch_size=max(batch, 256), data_dir=cell.data_dir, **options)
+    test = cap_test(data.load_dataset(cell.dataset, "test", batch_size=max(batch, 256), data_dir=cell.data_dir,
+                                      **options), budget)
     steps = budget.get("steps_per_epoch") or -(-data.num_examples(cell.dataset, "train", data_dir=cell.data_dir,
                                                                    **options) // batch)
     epochs = budget["epochs"]
@@ -96,6 +105,7 @@ def train_classifier(cell, model_name, model_config, family, validate=True, buil
     build, compile_model = run.build, run.compile_model
 
     rates, seconds_per_epoch = [], []
+    timer = StepTimer() if budget.get("time_steps") else None
 
     def on_epoch(epoch, metrics, rate, seconds):
         rates.append(rate)
@@ -103,7 +113,8 @@ def train_classifier(cell, model_name, model_config, family, validate=True, buil
         cell.report_epoch(epoch, metrics, rate, seconds, epochs)
 
     model, _ = fit_resumable(build, compile_model, train, test if validate else None, epochs, budget.get("steps_per_epoch"),
-                             cell.dir, on_epoch=on_epoch, samples_per_epoch=steps * batch)
+                             cell.dir, on_epoch=on_epoch, samples_per_epoch=steps * batch,
+                             callbacks=[timer] if timer else ())
     test_metrics = evaluate(model, test)
     export_plain(model, cell.model_path)
     counts = _param_counts(model)
@@ -121,7 +132,38 @@ def train_classifier(cell, model_name, model_config, family, validate=True, buil
         "samples_per_s": round(sum(rates) / len(rates), 1) if rates else None,
         "epochs": epochs,
         **timing,
+        **(timer.row(model_name) if timer else {}),
     }
+
+
+def cap_test(test, budget):
+    """The test split as the budget reads it: its first `test_batches` batches if the budget
+    names that number (a dry run), else all of it."""
+    return test.take(int(budget["test_batches"])) if budget.get("test_batches") else test
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Seconds of each training step of `fit`. The step's logs are read back at its end, which
+    waits for the device (asynchronous dispatch on GPUs and JAX), so a step's time is its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        keras.tree.map_structure(keras.ops.convert_to_numpy, logs or {})
+        self.seconds.append(time.perf_counter() - self._t0)
+
+    def steady(self):
+        """The median step after the first (tracing, compilation, warm-up); the first if alone."""
+        timed = self.seconds[1:] or self.seconds
+        return round(statistics.median(timed), 6) if timed else None
+
+    def row(self, model_name):
+        return {"train_step_s": self.steady(), "train_model": model_name}
 
 
 def _param_counts(model):
@@ -161,6 +203,7 @@ def train_and_attack(cell, model_name, model_config, family, *, eps255, attack_n
     build, compile_model, spec, opts = run.build, run.compile_model, run.spec, run.options
 
     rates = []
+    timer = StepTimer() if budget.get("time_steps") else None
 
     def on_epoch(epoch, metrics, rate, seconds):
         rates.append(rate)
@@ -169,16 +212,20 @@ def train_and_attack(cell, model_name, model_config, family, *, eps255, attack_n
     t0 = time.time()
     if adversarial:
         model = _fit_fgsm_resumable(build, compile_model, train, epochs, steps, cell.dir, adversarial_eps255 / 255,
-                                    on_epoch, steps * batch)
+                                    on_epoch, steps * batch, timer)
     else:
         model, _ = fit_resumable(build, compile_model, train, None, epochs, budget.get("steps_per_epoch"),
-                                 cell.dir, on_epoch=on_epoch, samples_per_epoch=steps * batch)
+                                 cell.dir, on_epoch=on_epoch, samples_per_epoch=steps * batch,
+                                 callbacks=[timer] if timer else ())
     train_s = time.time() - t0
     test_metrics = evaluate(model, test)
     export_plain(model, cell.model_path)
 
     t0 = time.time()
     subset = budget.get("attack_examples")
+    if budget.get("test_batches"):  # a dry run: as many images as the capped test split holds
+        cap = int(budget["test_batches"]) * max(batch, 256)
+        subset = min(int(subset), cap) if subset else cap
     if spec.source == "embedded":
         x, y = data.load_arrays(cell.dataset, "test", **opts)
         test_data = attack_subset(np.array(x), np.array(y), subset)
@@ -200,17 +247,25 @@ def train_and_attack(cell, model_name, model_config, family, *, eps255, attack_n
         "train_s": round(train_s, 2),
         "attack_s": round(time.time() - t0, 2),
         "attack_examples": int(len(test_data[1])) if isinstance(test_data, tuple) else subset,
+        **(timer.row(model_name) if timer else {}),
     })
     return out
 
 
-def _fit_fgsm_resumable(build, compile_model, train, epochs, steps, cell_dir, eps, on_epoch, samples_per_epoch):
-    """FGSM adversarial training for `epochs` of `steps` batches, a checkpoint after every epoch."""
+def _fit_fgsm_resumable(build, compile_model, train, epochs, steps, cell_dir, eps, on_epoch, samples_per_epoch,
+                        timer=None):
+    """FGSM adversarial training for `epochs` of `steps` batches, a checkpoint after every epoch
+    (`timer`: a StepTimer that gets each step's seconds, attack included)."""
     model, done = load_or_build(build, compile_model, cell_dir)
     batches = train.as_numpy_iterator()
     for epoch in range(done, epochs):
         t0 = time.perf_counter()
-        logs = attacks.fit_fgsm(model, (next(batches) for _ in range(steps)), eps)
+        for _ in range(steps):
+            xy = next(batches)
+            t_step = time.perf_counter()
+            logs = attacks.fit_fgsm(model, [xy], eps)   # numpy logs: the step has finished
+            if timer is not None:
+                timer.seconds.append(time.perf_counter() - t_step)
         seconds = time.perf_counter() - t0
         final = os.path.join(cell_dir, f"epoch-{epoch + 1:04d}.keras")
         tmp = os.path.join(cell_dir, f".tmp-epoch-{epoch + 1:04d}.keras")

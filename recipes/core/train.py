@@ -251,11 +251,12 @@ def load_or_build(build, compile_model, cell_dir):
 
 
 def fit_resumable(build, compile_model, train_ds, val_ds, epochs, steps_per_epoch, cell_dir,
-                  on_epoch=None, samples_per_epoch=None):
+                  on_epoch=None, samples_per_epoch=None, callbacks=()):
     """Train for `epochs`, resuming from the newest checkpoint in `cell_dir`.
 
     `build()` makes a fresh model; `compile_model(model)` compiles it (only for a fresh
-    model: a checkpoint carries its optimizer state). Returns (model, resumed_from_epoch).
+    model: a checkpoint carries its optimizer state). `callbacks` go to `fit` beside the
+    checkpointing one. Returns (model, resumed_from_epoch).
     """
     if _PROBING.get():
         raise TrainingProbe(build, compile_model, train_ds, val_ds, epochs, steps_per_epoch)
@@ -263,7 +264,7 @@ def fit_resumable(build, compile_model, train_ds, val_ds, epochs, steps_per_epoc
     if done < epochs:
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=done,
                   steps_per_epoch=steps_per_epoch, verbose=0, shuffle=False,  # the dataset shuffles
-                  callbacks=[EpochCheckpoint(cell_dir, on_epoch, samples_per_epoch)])
+                  callbacks=[*callbacks, EpochCheckpoint(cell_dir, on_epoch, samples_per_epoch)])
     return model, done
 
 

@@ -78,6 +78,7 @@ def train_unshuffler(cell, model_config, *, permutation_seed, data_options=None,
 
     import zoo
     from recipes.core import data, runtime
+    from recipes.core.tasks import StepTimer, cap_test
     from recipes.core.train import export_plain, fit_resumable, make_optimizer
 
     budget = cell.budget
@@ -89,8 +90,8 @@ def train_unshuffler(cell, model_config, *, permutation_seed, data_options=None,
     train = _pairs(data.load_dataset(cell.dataset, "train", batch_size=batch, seed=cell.seed,
                                      augment=budget.get("augment", False), data_dir=cell.data_dir,
                                      repeat=bool(budget.get("steps_per_epoch")), **opts), perm)
-    test = _pairs(data.load_dataset(cell.dataset, "test", batch_size=max(batch, 256), data_dir=cell.data_dir,
-                                    **opts), perm)
+    test = _pairs(cap_test(data.load_dataset(cell.dataset, "test", batch_size=max(batch, 256), data_dir=cell.data_dir,
+                                             **opts), budget), perm)
     steps = budget.get("steps_per_epoch") or -(-data.num_examples(cell.dataset, "train", data_dir=cell.data_dir,
                                                                    **opts) // batch)
     epochs = budget["epochs"]
@@ -105,13 +106,14 @@ def train_unshuffler(cell, model_config, *, permutation_seed, data_options=None,
                       loss="mse", **runtime.compile_kwargs())
 
     rates = []
+    timer = StepTimer() if budget.get("time_steps") else None   # a dry run (recipes.core.tasks)
 
     def on_epoch(epoch, metrics, rate, seconds):
         rates.append(rate)
         cell.report_epoch(epoch, metrics, rate, seconds, epochs)
 
     model, _ = fit_resumable(build, compile_model, train, None, epochs, budget.get("steps_per_epoch"), cell.dir,
-                             on_epoch=on_epoch, samples_per_epoch=steps * batch)
+                             on_epoch=on_epoch, samples_per_epoch=steps * batch, callbacks=[timer] if timer else ())
     export_plain(model, cell.model_path)
 
     scores, baseline, squared, count, kept = [], [], 0.0, 0, None
@@ -136,4 +138,5 @@ def train_unshuffler(cell, model_config, *, permutation_seed, data_options=None,
         "samples_per_s": round(sum(rates) / len(rates), 1) if rates else None,
         "epochs": epochs,
         "examples": os.path.relpath(path, run_dir),
+        **(timer.row("convmixer_unshuffler") if timer else {}),
     }

@@ -81,7 +81,7 @@ def stripped_resnet50(strip, **config):
     last = bottleneck_names()[N_BOTTLENECKS - 1 - strip]
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(model.get_layer(f"{last}_out").output)
     outputs = keras.layers.Dense(model.get_layer("classifier").units, kernel_initializer=torch_default_init(),
-                                 name="classifier")(x)
+                                 dtype="float32", name="classifier")(x)  # float32 logits, as the zoo's
     return keras.Model(model.inputs, outputs, name=f"resnet50_strip{strip}")
 
 

@@ -183,15 +183,31 @@ def make_optimizer(net, lr=1e-3, weight_decay=0.004):
                              weight_decay=weight_decay, eps=1e-7)
 
 
-def make_train_step(net, optimizer):
-    """A plain PyTorch training step: forward, cross-entropy on logits, backward, AdamW update."""
+# The 16-bit type of each mixed precision, for torch.autocast.
+AUTOCAST = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}
+
+
+def make_train_step(net, optimizer, autocast=None):
+    """A plain PyTorch training step: forward, cross-entropy on logits, backward, AdamW update.
+
+    `autocast` (torch.bfloat16 or torch.float16): the forward pass and the loss run under
+    `torch.autocast` in that type (PyTorch's automatic mixed precision; weights stay float32),
+    and float16 scales the loss with a `torch.amp.GradScaler`, as PyTorch's AMP recipe does."""
     loss_fn = nn.CrossEntropyLoss()
+    device = next(net.parameters()).device.type
+    scaler = torch.amp.GradScaler(device) if autocast == torch.float16 else None
 
     def step(x, y):
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        optimizer.step()
+        with torch.autocast(device, dtype=autocast, enabled=autocast is not None):
+            loss = loss_fn(net(x), y)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         return loss
 
     return step

@@ -1,5 +1,10 @@
-"""The TFDS data sets (paper scale): read from a prepared TFDS data dir, never downloaded.
-A set that is not prepared raises the project's one-line error, which says how to prepare it.
+"""The TFDS data sets (paper scale): read from a prepared TFDS data dir. Reading never
+downloads: a set that is not prepared raises the project's one-line error, which says how to
+prepare it (`tfds build`, or `spatialmix run ... --download`).
+
+- `prepare(name, data_dir)`: what `--download` does before a run reads anything: TFDS's own
+  `builder.download_and_prepare()` (downloads the source files, writes the prepared set;
+  imagenet2012 needs its archives in `<data_dir>/downloads/manual` first).
 
 - `load_examples(name, split, ...)`: (uint8 image, label) pairs, shuffled if asked, kept in
   memory for the small sets; the pipeline batches, converts and augments them.
@@ -24,9 +29,28 @@ def _not_prepared_message(name, data_dir):
     if name == "imagenet2012":
         return (f"TFDS dataset 'imagenet2012' is not prepared in {where}: put ILSVRC2012_img_train.tar and "
                 f"ILSVRC2012_img_val.tar (manual download from image-net.org) in {where}/downloads/manual and run "
-                f"`tfds build imagenet2012 --data_dir {where}`, {elsewhere}")
-    return (f"TFDS dataset {name!r} is not prepared in {where}: on a machine with network run "
-            f"`tfds build {name} --data_dir {where}` and copy {where}/{name.split('/')[0]} here, {elsewhere}")
+                f"`tfds build imagenet2012 --data_dir {where}` (or pass --download), {elsewhere}")
+    return (f"TFDS dataset {name!r} is not prepared in {where}: pass --download to let TFDS download and prepare "
+            f"it there, or on a machine with network run `tfds build {name} --data_dir {where}` and copy "
+            f"{where}/{name.split('/')[0]} here, {elsewhere}")
+
+
+def prepare(name, data_dir=None):
+    """Download and prepare TFDS set `name` in `data_dir` (TFDS's default if None) unless it is
+    prepared already: `tfds.builder(name, data_dir=...).download_and_prepare()`. Returns True if
+    it prepared something. A failure (no network, imagenet2012's archives missing) is one line."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared():
+        return False
+    try:
+        builder.download_and_prepare()
+    except Exception as error:  # network, manual files, disk: TFDS's own words, on one line
+        first = " ".join(str(error).split())[:400] or type(error).__name__
+        where = " ".join(str(data_dir or builder.data_dir).split())
+        raise SpatialmixError(f"TFDS could not download and prepare {name!r} in {where}: {first}") from error
+    return True
 
 
 def _tfds_load(tfds, name, split, *, data_dir, shuffle, seed, decoders=None):

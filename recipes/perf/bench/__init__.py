@@ -3,6 +3,7 @@
     spatialmix bench                          # paper size, every installed backend, table on stdout
     spatialmix bench --json bench.json        # ... and every raw number as JSON
     spatialmix bench --size tiny --repeats 1  # a seconds-long correctness smoke (CI)
+    spatialmix bench --precision float32,mixed_bfloat16 --peer-channels-last   # on a GPU
     python -m recipes.perf.bench ...          # the same without the CLI
 
 What is timed (size `paper`): the zoo's ConvMixer-256/8 (k=5, p=2, 10 classes) and a separable
@@ -33,6 +34,16 @@ Training = forward + input gradient of every layer that has a trainable layer be
 + weight gradient of every trainable layer (each as many FLOPs as the layer's forward):
 ≈ 3× forward in full, less in chans/space. GFLOP/s is set against a matrix-multiply roof
 measured in the same run: the best float32 2048×2048 matmul of NumPy and of every worker.
+
+On a GPU: every worker runs on the GPU its framework sees (the Keras workers with the GPU
+choices of `recipes.core.runtime`: XLA on TensorFlow, no CPU fast ops on JAX and TensorFlow),
+the peer too (`.to("cuda")`, synchronised after each step). The workers share the GPU, so
+TensorFlow grows its memory as needed and JAX does not preallocate. `--precision` adds Keras
+workers under each mixed dtype policy (rows `torch:mixed_bfloat16`, ...) and, for each, the peer
+in channels-last under `torch.autocast` of the same 16-bit type (float16 with a GradScaler;
+row `peer_cl:mixed_bfloat16`), which that precision's rows are compared with;
+`--peer-channels-last` adds the float32 channels-last peer (`peer_cl`). The table gives
+images per second per row and sets the input pipeline's rate beside the fastest step.
 
 The input pipeline (`recipes.core.data`, tf.data) is timed on `digits` (`load_dataset`, train,
 shuffled, repeated) and on CIFAR-shaped data: 10 000 random 32×32×3 uint8 images through the

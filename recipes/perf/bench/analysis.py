@@ -2,7 +2,8 @@
 
 import statistics
 
-from recipes.perf.bench.config import GOAL_CHANS_FULL, GOAL_JAX, GOAL_PIPELINE, GOAL_RATIO, case_id
+from recipes.perf.bench.config import (GOAL_CHANS_FULL, GOAL_JAX, GOAL_PIPELINE, GOAL_RATIO, case_id, impl_precision,
+                                       peer_impl)
 
 
 def summary(samples):
@@ -18,8 +19,13 @@ def analyse(result, size):
     rows = {}
     for cid, per_impl in result["cases"].items():
         model, mode, kind = cid.split("/")
-        peer = per_impl.get("peer")
         for impl, entry in per_impl.items():
+            # the reference peer; a mixed-precision row against the peer under autocast in its type
+            reference = "peer"
+            if (not impl.startswith("peer") and impl_precision(impl) != "float32"
+                    and peer_impl(impl_precision(impl)) in per_impl):
+                reference = peer_impl(impl_precision(impl))
+            peer = per_impl.get(reference)
             s = summary(entry["samples"])
             if s is None:
                 continue
@@ -31,9 +37,10 @@ def analyse(result, size):
             if result["roof_gflops"]:
                 row["fraction_of_roof"] = row["gflops_per_s"] / result["roof_gflops"]
             row["images_per_s"] = size["batch"] / s["median"]
-            if peer is not None and impl != "peer" and peer["samples"]:
+            if peer is not None and impl != reference and peer["samples"]:
                 ratios = [a / b for a, b in zip(entry["samples"], peer["samples"])]
                 row["vs_peer"] = summary(ratios)
+                row["peer"] = reference
             full = result["cases"].get(case_id(model, "full", kind), {}).get(impl)
             if kind == "train" and mode != "full" and full and full["samples"]:
                 row["vs_full"] = summary([a / b for a, b in zip(entry["samples"], full["samples"])])

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from recipes.core.choices import BACKENDS, MODES
-from recipes.perf.bench.config import MODELS, SIZES
+from recipes.perf.bench.config import MODELS, PRECISIONS, SIZES
 
 
 def at_least(minimum, kind=int):
@@ -34,6 +34,10 @@ def configure_parser(parser: argparse.ArgumentParser):
     parser.add_argument("--variants", default="fast",
                         help="fast: with recipes.core.runtime's fast ops, as the training engine runs (default); "
                              "plain: stock Keras; both: fast,plain")
+    parser.add_argument("--precision", default="float32",
+                        help=f"comma-separated Keras dtype policies: {', '.join(PRECISIONS)} (default: float32). "
+                             "A mixed one adds the peer in channels-last under torch.autocast of the same 16-bit "
+                             "type (row peer_cl:<precision>), which that precision's rows are compared with")
     parser.add_argument("--repeats", type=at_least(1), default=None, help="interleaved rounds (default: 3; tiny: 1)")
     parser.add_argument("--steps", type=at_least(1), default=None, help="steps per sample (default: 2; tiny: 1)")
     parser.add_argument("--warmup", type=at_least(0), default=None, help="warm-up steps after the first call (default 2)")
@@ -42,7 +46,7 @@ def configure_parser(parser: argparse.ArgumentParser):
     parser.add_argument("--no-peer", action="store_true", help="skip the plain PyTorch peer")
     parser.add_argument("--peer-channels-last", action="store_true",
                         help="also time the peer in PyTorch's channels-last memory format (row peer_cl; "
-                             "for information: ratios stay against the reference NCHW peer)")
+                             "for information: float32 ratios stay against the reference NCHW peer)")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline measurement")
     parser.add_argument("--json", default=None, metavar="PATH", help="write every raw number to PATH")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

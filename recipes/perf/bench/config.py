@@ -4,6 +4,7 @@ from recipes.core.choices import BACKENDS, MODES  # noqa: F401
 
 MODELS = ("convmixer", "sep_resnet")
 VARIANTS = ("fast", "plain")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")   # recipes.core.runtime.PRECISIONS
 SIZES = {
     "paper": {
         "batch": 64,
@@ -55,3 +56,20 @@ def parse_list(text, default, what, allowed):
 
         raise SpatialmixError(f"unknown {what} {', '.join(bad)}; choose from: {', '.join(allowed)}")
     return items
+
+
+def keras_impl(backend, variant, precision):
+    """A Keras worker's name: 'torch', 'torch:plain', 'torch:mixed_bfloat16', 'torch:plain:mixed_float16'."""
+    return ":".join([backend] + (["plain"] if variant == "plain" else []) + ([precision] if precision != "float32" else []))
+
+
+def impl_precision(impl):
+    """The precision in an implementation's name ('float32' if it names none)."""
+    last = impl.rsplit(":", 1)[-1]
+    return last if last in PRECISIONS else "float32"
+
+
+def peer_impl(precision=None):
+    """The peer's names: 'peer' (the reference: NCHW, float32), 'peer_cl' (channels-last) and
+    'peer_cl:<precision>' (channels-last under torch.autocast in that precision's 16-bit type)."""
+    return "peer" if precision is None else ("peer_cl" if precision == "float32" else f"peer_cl:{precision}")

@@ -20,8 +20,14 @@ def format_table(result):
                  f"warm-up {result['config']['warmup']}")
     lines.append(f"machine: {m['cpu']}, {m['cores']} cores; load avg before {result['load_before'][0]:.2f}, "
                  f"after {result['load_after'][0]:.2f}; wall {result['wall_s']:.0f} s")
-    header = (f"{'model':<11}{'mode':<6}{'kind':<6}{'implementation':<17}{'ms median':>10}{'  (min–max)':<18}"
-              f"{'× peer':<19}{'/ full':<19}{'GFLOP/s':>8}{'% roof':>7}")
+    devices = sorted({f"{impl} on {info['settings'].get('device', 'cpu')}"
+                      + (f" ({', '.join(info['settings']['gpus'])})" if info["settings"].get("gpus") else "")
+                      for impl, info in result.get("implementations", {}).items()})
+    if devices:
+        lines.append("devices: " + "; ".join(devices))
+    impl_width = max([17] + [len(r["impl"]) + 2 for r in result["summary"].values()])
+    header = (f"{'model':<11}{'mode':<6}{'kind':<6}{'implementation':<{impl_width}}{'ms median':>10}{'  (min–max)':<18}"
+              f"{'× peer':<19}{'/ full':<19}{'img/s':>8}{'GFLOP/s':>9}{'% roof':>7}")
     lines.append("")
     lines.append(header)
     lines.append("-" * len(header))
@@ -32,11 +38,14 @@ def format_table(result):
     for r in rows:
         ms = r["ms"]
         roof = f"{100 * r['fraction_of_roof']:.1f}" if r.get("fraction_of_roof") is not None else "—"
-        lines.append(f"{r['model']:<11}{r['mode']:<6}{r['kind']:<6}{r['impl']:<17}{ms['median']:>10.1f}"
+        lines.append(f"{r['model']:<11}{r['mode']:<6}{r['kind']:<6}{r['impl']:<{impl_width}}{ms['median']:>10.1f}"
                      f"{'  (' + format(ms['min'], '.0f') + '–' + format(ms['max'], '.0f') + ')':<18}"
                      f"{_fmt_ratio(r.get('vs_peer')):<19}{_fmt_ratio(r.get('vs_full')):<19}"
-                     f"{r['gflops_per_s']:>8.1f}{roof:>7}")
+                     f"{r['images_per_s']:>8.0f}{r['gflops_per_s']:>9.1f}{roof:>7}")
     lines.append("")
+    if any(r.get("peer", "peer") != "peer" for r in rows):
+        lines.append("× peer: against the reference peer (NCHW, float32); a mixed-precision row against the peer "
+                     "in channels-last under torch.autocast of its type (peer_cl:<precision>)")
     if result.get("roof_gflops"):
         per = ", ".join(f"{impl} {statistics.median(r['gflops'] for r in rs if r):.0f}"
                         for impl, rs in result["roof"].items() if any(rs))
@@ -45,6 +54,14 @@ def format_table(result):
     if result["pipeline_summary"]:
         parts = [f"{name} {s['median']:,.0f} img/s" for name, s in result["pipeline_summary"].items() if s]
         lines.append("input pipeline (tf.data, recipes.data): " + "; ".join(parts))
+        train = [r for r in rows if r["kind"] == "train"]
+        cifar = result["pipeline_summary"].get("cifar_shaped_augment")
+        if train and cifar:
+            fastest = max(train, key=lambda r: r["images_per_s"])
+            lines.append(f"the augmented CIFAR-shaped pipeline feeds {cifar['median']:,.0f} img/s: "
+                         f"{cifar['median'] / fastest['images_per_s']:.1f}× the fastest training step "
+                         f"({fastest['model']} {fastest['mode']} on {fastest['impl']}, "
+                         f"{fastest['images_per_s']:,.0f} img/s)")
     for model in MODELS:
         flops = {mode: any_flops(result, model, mode) for mode in ("full", "chans")}
         if all(flops.values()):

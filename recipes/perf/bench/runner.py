@@ -12,7 +12,8 @@ import time
 
 from recipes.core.choices import BACKENDS, default_backend, installed_backends
 from recipes.perf.bench.analysis import analyse
-from recipes.perf.bench.config import MODELS, MODES, PIPELINES, SIZES, VARIANTS, WORKER_TIMEOUT, case_id, parse_list, plan_cases
+from recipes.perf.bench.config import (MODELS, MODES, PIPELINES, PRECISIONS, SIZES, VARIANTS, WORKER_TIMEOUT, case_id,
+                                       keras_impl, parse_list, peer_impl, plan_cases)
 from recipes.perf.bench.report import format_table
 
 
@@ -49,8 +50,9 @@ class WorkerProcess:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self.kill()
-                raise RuntimeError(f"worker {self.impl}: no answer to {op!r} within {timeout} s")
+                self.abort()
+                raise RuntimeError(f"worker {self.impl}: no answer to {op!r} within {timeout} s; where it was:\n"
+                                   f"{self.stderr_tail()}")
             ready, _, _ = select.select([out_fd], [], [], min(remaining, 1.0))
             if not ready:
                 if self.proc.poll() is not None:
@@ -87,6 +89,18 @@ class WorkerProcess:
         self.alive = False
         self.stderr_file.close()
 
+    def abort(self):
+        """Stop a stuck worker with SIGABRT first: its faulthandler writes every thread's stack to stderr."""
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGABRT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -94,12 +108,15 @@ class WorkerProcess:
         self.alive = False
 
 
-def _spawn(impl, kind, backend=None, variant=None):
-    argv = [sys.executable, "-m", "recipes.perf.bench.workers", kind]
+def _spawn(impl, kind, backend=None, variant=None, precision="float32"):
+    argv = [sys.executable, "-m", "recipes.perf.bench.workers", kind, "--precision", precision]
     if kind == "peer" and variant:
         argv += ["--variant", variant]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # the workers share one GPU: TensorFlow and JAX must not each take all of its memory up front
+    env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if backend:
@@ -153,6 +170,7 @@ def run(args) -> int:
     models = parse_list(args.models, MODELS, "model", MODELS)
     modes = parse_list(args.modes, MODES, "mode", MODES)
     variants = parse_list(args.variants, VARIANTS, "variant", VARIANTS)
+    precisions = parse_list(args.precision, PRECISIONS, "precision", PRECISIONS)
     want_peer = not args.no_peer and "convmixer" in models and _has("torch")
 
     load_before = os.getloadavg()
@@ -166,15 +184,21 @@ def run(args) -> int:
         impls["peer"] = _spawn("peer", "peer")
         if args.peer_channels_last:
             impls["peer_cl"] = _spawn("peer_cl", "peer", variant="channels_last")
-    for variant in variants:
-        for backend in backends:
-            name = backend if variant == "fast" else f"{backend}:plain"
-            impls[name] = _spawn(name, "keras", backend, variant)
+        for precision in precisions:
+            if precision != "float32":  # the peer under torch.autocast, channels-last (its fast path on a GPU)
+                impls[peer_impl(precision)] = _spawn(peer_impl(precision), "peer", variant="channels_last",
+                                                     precision=precision)
+    for precision in precisions:
+        for variant in variants:
+            for backend in backends:
+                name = keras_impl(backend, variant, precision)
+                impls[name] = _spawn(name, "keras", backend, variant, precision)
     pipeline = _spawn("pipeline", "pipeline") if not args.no_pipeline else None
 
     groups = plan_cases(models, modes, want_peer)
     result = {
         "size": args.size, "config": {k: size[k] for k in ("batch", "convmixer", "sep_resnet", "warmup")},
+        "precisions": precisions,
         "repeats_requested": repeats, "steps_per_sample": steps, "machine": _machine(),
         "load_before": load_before, "cpu_busy_before": busy_before,
         "default_backend": default_backend(), "implementations": {}, "cases": {}, "roof": {}, "pipeline": {},

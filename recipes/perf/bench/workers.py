@@ -24,13 +24,16 @@ from recipes.perf.flops import keras_layer_flops, torch_layer_flops, train_flops
 
 def _worker_main(args):
     """Serve requests (one JSON line in, one JSON line out) until `quit` or end of input."""
+    import faulthandler
+
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # library prints go to stderr, never into the protocol
+    faulthandler.enable()  # a stuck worker stopped with SIGABRT leaves its stacks on stderr
     kind = args.worker
     if kind == "keras":
-        worker = KerasWorker(args.backend, args.variant)
+        worker = KerasWorker(args.backend, args.variant, args.precision)
     elif kind == "peer":
-        worker = PeerWorker(channels_last=args.variant == "channels_last")
+        worker = PeerWorker(channels_last=args.variant == "channels_last", precision=args.precision)
     else:
         worker = PipelineWorker()
     for line in sys.stdin:
@@ -86,21 +89,27 @@ class _Worker:
         for _ in range(steps):
             start = time.perf_counter()
             fn()
+            self._sync()
             times.append(time.perf_counter() - start)
         return times
 
+    def _sync(self):
+        """Wait for the device (the Keras workers' calls return numpy, which already waits)."""
+
 
 class KerasWorker(_Worker):
-    def __init__(self, backend, variant):
+    def __init__(self, backend, variant, precision="float32"):
+        from recipes.core import runtime
+
         self.backend, self.variant = backend, variant
         self.settings = {}
         if variant == "fast":
-            from recipes.core import runtime
-
             self.settings = runtime.configure_runtime(backend)
             self.compile_kwargs = runtime.compile_kwargs(backend)
-        else:
+        else:  # stock Keras: its own compile defaults, on the device it finds
+            self.settings = {"device": runtime.device_kind(backend)}
             self.compile_kwargs = {}
+        self.settings["precision"] = runtime.set_precision(precision)
         import keras
 
         assert keras.backend.backend() == backend, (keras.backend.backend(), backend)
@@ -157,19 +166,41 @@ class KerasWorker(_Worker):
         else:
             import torch
 
-            t = torch.from_numpy(a)
-            fn = lambda: torch.mm(t, t)  # noqa: E731
+            t = torch.from_numpy(a).to(_torch_device(torch))
+            fn = lambda: _torch_sync(torch, torch.mm(t, t))  # noqa: E731
         fn()
         return {"gflops": 2 * n**3 / _median_time(fn, 3) / 1e9, "numpy_gflops": _numpy_roof(n)}
 
 
+def _torch_device(torch):
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _torch_sync(torch, value=None):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return value
+
+
 class PeerWorker(_Worker):
-    def __init__(self, channels_last=False):
+    """The plain PyTorch ConvMixer on the GPU if there is one (else the CPU); `channels_last`
+    uses PyTorch's NHWC memory format; a mixed `precision` runs the forward pass and the loss
+    under `torch.autocast` in its 16-bit type (float16 with a GradScaler)."""
+
+    def __init__(self, channels_last=False, precision="float32"):
         import torch
 
         self.torch = torch
         self.channels_last = channels_last
+        self.precision = precision
+        self.device = _torch_device(torch)
+        if self.device.type == "cuda":  # as recipes.core.runtime chooses for torch on a GPU
+            torch.backends.cudnn.benchmark = True
+            torch.set_float32_matmul_precision("high")
         self.cases = {}
+
+    def _sync(self):
+        _torch_sync(self.torch)
 
     def op_setup(self, size, cases):
         import numpy as np
@@ -192,33 +223,50 @@ class PeerWorker(_Worker):
             torch_peer.init_spatial_uniform(net)
             torch_peer.set_mode(net, mode)
             xt, yt = torch_peer.from_nhwc(x), torch.as_tensor(y).long()
+            flop_count = train_flops(torch_layer_flops(net, xt))   # counted on the CPU copy, before it moves
+            net, xt, yt = net.to(self.device), xt.to(self.device), yt.to(self.device)
             if self.channels_last:  # not the reference code: PyTorch's NHWC memory format
                 net = net.to(memory_format=torch.channels_last)
                 xt = xt.contiguous(memory_format=torch.channels_last)
+            autocast = torch_peer.AUTOCAST.get(self.precision)
             if kind == "train":
                 net.train()
-                step = torch_peer.make_train_step(net, torch_peer.make_optimizer(net))
+                step = torch_peer.make_train_step(net, torch_peer.make_optimizer(net), autocast=autocast)
                 fn = (lambda s, a, b: lambda: s(a, b))(step, xt, yt)
             else:
                 net.eval()
 
-                def fn(net=net, xt=xt):
-                    with torch.no_grad():
+                def fn(net=net, xt=xt, autocast=autocast):
+                    with torch.no_grad(), torch.autocast(xt.device.type, dtype=autocast, enabled=autocast is not None):
                         return net(xt)
             info[case["id"]] = self._register(
-                case, fn, kind, start, train_flops(torch_layer_flops(net, xt)), torch_peer.count_params(net),
+                case, fn, kind, start, flop_count, torch_peer.count_params(net),
                 torch_peer.count_params(net, trainable_only=True), size["warmup"])
         return {"cases": info, "versions": versions(),
-                "settings": {"torch_threads": torch.get_num_threads(), "channels_last": self.channels_last},
+                "settings": {"torch_threads": torch.get_num_threads(), "channels_last": self.channels_last,
+                             "device": "gpu" if self.device.type == "cuda" else "cpu", "precision": self.precision,
+                             **({"gpus": [torch.cuda.get_device_name(0)]} if self.device.type == "cuda" else {})},
                 "compile_kwargs": {}}
+
+    def _register(self, case, fn, kind, start, flops, params, trainable_params, warmup):
+        torch = self.torch
+
+        def synced(fn=fn):
+            return _torch_sync(torch, fn())
+
+        return super()._register(case, synced, kind, start, flops, params, trainable_params, warmup)
 
     def op_roof(self, n):
         import numpy as np
 
         torch = self.torch
-        t = torch.from_numpy(np.random.default_rng(0).random((n, n), dtype=np.float32))
+        t = torch.from_numpy(np.random.default_rng(0).random((n, n), dtype=np.float32)).to(self.device)
         torch.mm(t, t)
-        return {"gflops": 2 * n**3 / _median_time(lambda: torch.mm(t, t), 3) / 1e9, "numpy_gflops": _numpy_roof(n)}
+
+        def matmul():
+            return _torch_sync(torch, torch.mm(t, t))
+
+        return {"gflops": 2 * n**3 / _median_time(matmul, 3) / 1e9, "numpy_gflops": _numpy_roof(n)}
 
 
 class PipelineWorker:
@@ -273,6 +321,7 @@ def main(argv=None):
     parser.add_argument("worker", choices=["keras", "peer", "pipeline"])
     parser.add_argument("--backend", choices=BACKENDS, default=None)
     parser.add_argument("--variant", default="fast")
+    parser.add_argument("--precision", default="float32")
     return _worker_main(parser.parse_args(argv))
 
 
