@@ -77,6 +77,16 @@ def test_covering_grid_keeps_every_kind_of_value():
         get_recipe("static-filters").scales["paper"].grid
 
 
+def test_the_cut_reaches_a_nets_own_budget():
+    """Paper B's ImageNet recipes give each net its own epochs and batch (`by_net`); the dry
+    run cuts those too, or ResNet-152 would take its 2 steps at batch 256 of 224×224 images."""
+    scale = get_recipe("imagenet-1x1").scales["paper"]
+    cut = dryrun.cut_scale(scale, "imagenet2012", batch_size=DRY_BATCH)
+    assert set(cut.budget["by_net"]) == set(scale.budget_for("imagenet2012")["by_net"])
+    for own in cut.budget["by_net"].values():
+        assert (own["epochs"], own["steps_per_epoch"], own["test_batches"], own["batch_size"]) == (1, 2, 2, DRY_BATCH)
+
+
 def _cases():
     cases = [(rid, None) for rid in list_recipes()] + EXTRA_DATASETS
     return [pytest.param(rid, ds, id=rid + (f"@{ds}" if ds else "")) for rid, ds in cases]
@@ -120,6 +130,10 @@ def test_paper_scale_dry_run(recipe_id, dataset, tfds_dir, tmp_path):
             steps = budget.get("steps_per_epoch")
             assert cost.steps_per_epoch == (steps if isinstance(steps, int) else -(-TRAIN // budget["batch_size"]))
             assert cost.seconds > 0
+        for net in cost.nets:   # a net with its own budget is costed by it
+            own = budget.get("by_net", {}).get(net.net)
+            if own:
+                assert (net.epochs, net.batch_size) == (own["epochs"], own["batch_size"])
         text = dryrun.format_cost(cost)
         assert "ETA" in text
         assert len(rows) == cost.cells or f"ran {len(rows)} of the {cost.cells} cells" in text

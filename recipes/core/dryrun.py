@@ -43,6 +43,8 @@ class NetCost(typing.NamedTuple):
     steps: int               # training steps of the real run, these cells together
     step_s: tuple            # measured seconds per step: (median, min, max) over the cells
     seconds: float           # the real run's training seconds for these cells
+    epochs: int = 0          # this net's epochs and batch in the real run (its own where the
+    batch_size: int | None = None   # budget has `by_net` entries, else the scale's)
 
 
 class Cost(typing.NamedTuple):
@@ -70,9 +72,10 @@ def cut_scale(scale, dataset, *, grid=None, batch_size=None):
     """The scale as a dry run runs it on `dataset`: the dataset's budget with DRY_BUDGET on top
     (and `batch_size` if given), its model with DRY_MODEL's repetitions cut, and `grid` (axis ->
     values) instead of the scale's grid if given."""
-    budget = {**scale.budget_for(dataset), **DRY_BUDGET}
-    if batch_size:
-        budget["batch_size"] = int(batch_size)
+    cut = {**DRY_BUDGET, **({"batch_size": int(batch_size)} if batch_size else {})}
+    budget = {**scale.budget_for(dataset), **cut}
+    if "by_net" in budget:   # a net's own budget (paper B's ImageNet recipes) is cut the same way
+        budget["by_net"] = {net: {**own, **cut} for net, own in budget["by_net"].items()}
     model = {k: (min(v, DRY_MODEL[k]) if k in DRY_MODEL else v) for k, v in scale.model_for(dataset).items()}
     note = (f"Dry run: every cell cut to {DRY_BUDGET['epochs']} epoch of {DRY_BUDGET['steps_per_epoch']} steps and "
             f"{DRY_BUDGET['test_batches']} test batches; its numbers and verdict mean nothing. " + scale.note).strip()
@@ -128,25 +131,34 @@ def real_cost(recipe, scale_name, dataset, data_dir, rows, *, seed=0, runtime=No
     scale = recipe.scales[scale_name]
     budget = scale.budget_for(dataset)
     cells = len(expand_grid(scale, seed))
-    epochs = int(budget.get("epochs") or 0)
+
+    def epochs_and_steps(budget):
+        epochs = int(budget.get("epochs") or 0)
+        steps = budget.get("steps_per_epoch")
+        if epochs and not isinstance(steps, int):   # the whole training split per epoch (None, or per-model dicts)
+            n = data.num_examples(dataset, "train", data_dir=data_dir, **budget.get("dataset_options", {}))
+            steps = math.ceil(n / budget["batch_size"])
+        return epochs, int(steps or 0)
+
+    epochs, steps = epochs_and_steps(budget)
     batch = budget.get("batch_size")
-    steps = budget.get("steps_per_epoch")
-    if epochs and not isinstance(steps, int):   # the whole training split per epoch (None, or per-model dicts)
-        n = data.num_examples(dataset, "train", data_dir=data_dir, **budget.get("dataset_options", {}))
-        steps = math.ceil(n / batch)
-    steps = int(steps or 0)
-    by_net = {}
+    by_net, net_budget = {}, {}
     for row in rows:
         step_s = _number(row.get("train_step_s"))
+        net = row.get("train_model") or "?"
         if step_s is None:   # a cell that trains nothing: the dry run did all of its work
             by_net.setdefault("-", []).append((0, 0.0, _number(row.get("wall_s")) or 0.0))
-        else:
-            by_net.setdefault(row.get("train_model") or "?", []).append((epochs * steps, step_s, epochs * steps * step_s))
+            continue
+        own = budget.get("by_net", {}).get(net)   # a net with its own epochs and batch (paper B's ImageNet)
+        n_epochs, n_steps = epochs_and_steps({**budget, **own}) if own else (epochs, steps)
+        by_net.setdefault(net, []).append((n_epochs * n_steps, step_s, n_epochs * n_steps * step_s))
+        net_budget[net] = (n_epochs, (own or budget).get("batch_size", batch))
     nets = []
     for net, items in sorted(by_net.items()):
         times = [s for _, s, _ in items]
         nets.append(NetCost(net, len(items), sum(n for n, _, _ in items),
-                            (statistics.median(times), min(times), max(times)), sum(sec for _, _, sec in items)))
+                            (statistics.median(times), min(times), max(times)), sum(sec for _, _, sec in items),
+                            *net_budget.get(net, (0, None))))
     return Cost(recipe.id, scale_name, dataset, cells, len(rows), epochs, steps, batch, measured_batch_size, nets,
                 sum(n.seconds for n in nets), dict(runtime or {}))
 
@@ -172,6 +184,11 @@ def format_cost(cost):
         lines.append(f"  {cost.cells} cells × {cost.epochs} epochs × {cost.steps_per_epoch} steps per epoch"
                      + (f" (batch {cost.batch_size})" if cost.batch_size else "")
                      + f" = {cost.cells * cost.epochs * cost.steps_per_epoch:,} training steps")
+    own = [n for n in cost.nets if n.net != "-" and (n.epochs, n.batch_size) != (cost.epochs, cost.batch_size)]
+    if own:
+        lines.append("  nets with their own budget (epochs × batch): "
+                     + ", ".join(f"{n.net} {n.epochs} × {n.batch_size}" for n in own)
+                     + f"; {sum(n.steps for n in cost.nets):,} training steps of the measured cells in all")
     if cost.measured_batch_size and cost.batch_size and cost.measured_batch_size != cost.batch_size:
         lines.append(f"  the steps were timed at batch {cost.measured_batch_size}, not the run's {cost.batch_size}: "
                      "this ETA is not the real run's")

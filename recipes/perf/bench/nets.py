@@ -503,7 +503,7 @@ def _pct(value):
 # ---------------------------------------------------------------------------- the parent
 
 def _spawn(backend):
-    from recipes.perf.bench.runner import WorkerProcess
+    from recipes.perf.bench.process import WorkerProcess
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     env = dict(os.environ, KERAS_BACKEND=backend)
