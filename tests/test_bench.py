@@ -407,7 +407,7 @@ def _measured(load_before=0.3, load_after=0.4, steal=0.0):
     from recipes.perf.bench import nets
 
     before = {"load": [load_before, 0.2, 0.1], "steal_pct": steal, "busy_pct": 3.0}
-    after = {"load": [load_after, 0.5, 0.2], "steal_pct": steal, "busy_pct": 90.0}
+    after = {"load": [load_after, 0.5, 0.2], "steal_pct": steal, "busy_pct": 4.0}
     problems = nets.quiet_problems(before, after, steal)
     return {"date": "2026-12-02T08:00:00+0000", "host": "h", "cpu": "c", "cores": 2, "before": before, "after": after,
             "steal_during_pct": steal, "quiet": not problems, "problems": problems, "quick": False, "repeats": 3,
@@ -461,6 +461,23 @@ def test_quiet_means_low_load_and_no_steal_before_and_after():
     assert quiet_problems(calm, {"load": [1.6, 1, 1], "steal_pct": 0.0}) == ["load 1.60 after (> 1.5)"]
     assert quiet_problems({"load": [0.1, 0, 0], "steal_pct": 6.0}, calm) == ["CPU steal 6.0 % before (> 5 %)"]
     assert quiet_problems(calm, calm, 5.5) == ["CPU steal 5.5 % during the bench (> 5 %)"]
+    # another job on a core while the bench is idle shows in the busy share, whatever the load says
+    assert quiet_problems(calm, {**calm, "busy_pct": 60.0}) == ["CPU busy 60 % after, with the bench idle (> 50 %)"]
+    assert quiet_problems({**calm, "busy_pct": 12.0}, calm) == []
+
+
+def test_the_after_reading_waits_for_the_benchs_own_load_to_leave(monkeypatch):
+    """Right at its end the bench's own work is in the 1-minute load; the after-reading waits
+    (at most SETTLE_S) for the average to fall, and reads at once when it already has."""
+    from recipes.perf.bench import nets
+
+    loads = iter([2.1, 1.9, 1.6, 1.2])
+    monkeypatch.setattr(nets.os, "getloadavg", lambda: (next(loads), 1.0, 1.0))
+    waited = []
+    monkeypatch.setattr(nets.time, "sleep", waited.append)
+    monkeypatch.setattr(nets, "host_state", lambda: {"load": [1.2, 1.0, 1.0], "busy_pct": 2.0})
+    assert nets.settled_host_state(every_s=5.0)["load"][0] == 1.2
+    assert waited == [5.0, 5.0, 5.0]
 
 
 def test_merging_a_one_recipe_bench_keeps_the_others_and_drops_unused_nets():

@@ -10,7 +10,7 @@ How the cpu scale was chosen (before its first run, not changed after):
 - Data: `textures` with `standardize=0`, the [0, 1] variant (the same patches as the
   default set, unstandardised gray values), so ε is in pixel units as in the paper; the
   model normalises inside with that split's mean/std (0.409/0.204).
-- Model: the cpu-scale ConvMixer of convmixer-mixing (w=64, k=5, p=2) at depth 2, mode
+- Model: the cpu-scale ConvMixer-64 (w=64, k=5, p=2) at depth 2, mode
   chans, smoothing std 1 px (the zoo's default; the paper does not give its strength).
 - Budget: convmixer-mixing's cpu schedule (AdamW one-cycle, lr 0.01, wd 0.01, batch 128)
   at 6 epochs; 3 seeds per arm (6 cells). A first start at depth 4 / 8 epochs ran at

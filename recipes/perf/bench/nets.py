@@ -25,10 +25,13 @@ timed on every backend back to back (the backend order rotated per round); a sam
 mean of `--steps` consecutive `train_on_batch` steps on the cell's first batch. Reported: the
 median over rounds and the spread (min-max), in ms.
 
-The host: the load average and the CPU steal (from /proc/stat, over one second) before and
-after, and the steal over the whole bench. A host is not quiet when the load is above 1.5
-before or after, or the steal above 5 %; the bench then says so, and the table records it
-(the budget rule still reads it, but `spatialmix reproduce` warns that its budgets are
+The host: the load average and, over one second, the CPU steal and busy shares (from
+/proc/stat) before and after, and the steal over the whole bench. The after-reading waits
+(at most 90 s) for the bench's own work to leave the 1-minute load average: right at its end
+the bench has kept both cores busy, and the average says nothing yet about other jobs. A host
+is not quiet when the load is above 1.5, the CPU busy above 50 % with the bench idle, or the
+steal above 5 %, before or after; the bench then says so, and the table records it (the
+budget rule still reads it, but `spatialmix reproduce` warns that its budgets are
 provisional).
 """
 
@@ -49,6 +52,8 @@ from recipes.core.choices import BACKENDS, DEFAULT_BACKEND, installed_backends
 SCALES = ("cpu", "smoke")        # paper-scale data are not on a CPU host
 QUIET_LOAD = 1.5                 # 1-minute load average above this: the host was not quiet
 QUIET_STEAL_PCT = 5.0            # CPU steal above this (%): neither
+QUIET_BUSY_PCT = 50.0            # CPU busy above this (%) with the bench idle: another job is running
+SETTLE_S = 90.0                  # at most this long for the bench's own load to leave the 1-minute average
 SETUP_TIMEOUT = 3600             # seconds for one recipe's set-up on one backend (compiles every net)
 TIME_TIMEOUT = 600
 GAIN = 1.5                       # another backend this much faster for a recipe is worth saying
@@ -78,12 +83,26 @@ def host_state(seconds=1.0):
     return state
 
 
+def settled_host_state(limit_s=SETTLE_S, every_s=5.0):
+    """`host_state` once the bench's own work has left the load average. The bench keeps both
+    cores busy to its last step, so right at its end the 1-minute load reads about 2 whatever
+    else runs; with its workers gone it falls (by e-fold a minute) to what the rest of the host
+    puts on it. Read when it is at or below QUIET_LOAD, or after `limit_s` (another job keeps
+    it up); the busy share over the last second shows the rest of the host either way."""
+    deadline = time.monotonic() + limit_s
+    while os.getloadavg()[0] > QUIET_LOAD and time.monotonic() < deadline:
+        time.sleep(every_s)
+    return host_state()
+
+
 def quiet_problems(before, after, steal_during=None):
     """Why the host was not quiet (empty if it was)."""
     problems = []
     for when, state in (("before", before), ("after", after)):
         if state["load"][0] > QUIET_LOAD:
             problems.append(f"load {state['load'][0]:.2f} {when} (> {QUIET_LOAD})")
+        if state.get("busy_pct") is not None and state["busy_pct"] > QUIET_BUSY_PCT:
+            problems.append(f"CPU busy {state['busy_pct']:.0f} % {when}, with the bench idle (> {QUIET_BUSY_PCT:g} %)")
         if state.get("steal_pct") is not None and state["steal_pct"] > QUIET_STEAL_PCT:
             problems.append(f"CPU steal {state['steal_pct']:.1f} % {when} (> {QUIET_STEAL_PCT:g} %)")
     if steal_during is not None and steal_during > QUIET_STEAL_PCT:
@@ -594,7 +613,9 @@ def run_nets(args):
     finally:
         for worker in workers.values():
             worker.close()
-    after = host_state()
+    _log(args, "the bench is done; waiting for its own load to leave the load average (at most "
+               f"{SETTLE_S:.0f} s) before the host is read again")
+    after = settled_host_state()
     steal_during = None
     if before.get("ticks") and after.get("ticks"):
         span = max(1, after["ticks"][0] - before["ticks"][0])
