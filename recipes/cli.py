@@ -66,6 +66,9 @@ def build_parser():
                      "batches into a new temporary folder (never the runs dir), draw the figure and the report, "
                      "then print what the real run costs: cells × epochs × steps and an ETA from the measured "
                      "seconds per step")
+    run.add_argument("--dry-run-batch", metavar="N", help="with --dry-run: take the 2 steps at batch N instead of "
+                     "the run's (for a host with less memory than the run's device: the cost then says its "
+                     "ETA is not the real run's)")
     run.add_argument("--download", action="store_true", help="let TFDS download and prepare the dataset if it is "
                      "not prepared in --data-dir (off by default: runs read prepared data only)")
     commands.add_precision_argument(run)
@@ -185,6 +188,12 @@ def cmd_run(args, argv):
     _, dataset = resolve(recipe, args.scale, args.dataset)
     check_choice("precision", args.precision, ("auto", *PRECISIONS))
     check(not (args.dry_run and args.distribute), "--dry-run times the steps on one device; drop --distribute")
+    dry_batch = None
+    if args.dry_run_batch is not None:
+        check(args.dry_run, "--dry-run-batch goes with --dry-run; add --dry-run or drop it")
+        check(args.dry_run_batch.isdigit() and int(args.dry_run_batch) > 0,
+              f"--dry-run-batch must be a positive whole number, got {args.dry_run_batch!r}")
+        dry_batch = int(args.dry_run_batch)
     if not args.dry_run:
         check_writable(args.runs_dir)
     if args.distribute:
@@ -202,7 +211,7 @@ def cmd_run(args, argv):
     precision = runtime.set_precision(runtime.resolve_precision(args.precision, args.scale))
     printer = None if args.quiet else ProgressPrinter()
     if args.dry_run:
-        return _dry_run(recipe, args, seed, dataset, argv, printer)
+        return _dry_run(recipe, args, seed, dataset, argv, printer, dry_batch)
     from recipes.core.engine import run_recipe
 
     _check_resume_precision(recipe, args, seed, dataset, precision)
@@ -237,11 +246,11 @@ def _check_resume_precision(recipe, args, seed, dataset, precision):
                                        "--runs-dir")
 
 
-def _dry_run(recipe, args, seed, dataset, argv, printer):
+def _dry_run(recipe, args, seed, dataset, argv, printer, batch_size=None):
     from recipes.core import dryrun
 
     result = dryrun.dry_run(recipe, args.scale, dataset, args.data_dir, seed=seed, argv=["spatialmix", *argv],
-                            progress=printer)
+                            progress=printer, batch_size=batch_size)
     print(f"\ndry run of {recipe.id} at {args.scale} scale finished: every cell ran (1 epoch of 2 steps each; its "
           f"verdict, {result.finding.verdict}, means nothing).")
     print(f"dry-run folder (delete it when done): {result.run_dir} (figure.png, report.md, results.csv)")
