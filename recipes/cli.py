@@ -13,6 +13,8 @@ from recipes import commands
 from recipes.console import ProgressPrinter, import_tensorflow_quietly
 from recipes.core.choices import BACKENDS, DEFAULT_BACKEND, SCALES, default_backend
 
+CPU_DRY_RUN_BATCH = 64   # a paper-scale dry run's batch at most, on a host without a GPU
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, not argparse's usage block
@@ -67,8 +69,9 @@ def build_parser():
                      "then print what the real run costs: cells × epochs × steps and an ETA from the measured "
                      "seconds per step")
     run.add_argument("--dry-run-batch", metavar="N", help="with --dry-run: take the 2 steps at batch N instead of "
-                     "the run's (for a host with less memory than the run's device: the cost then says its "
-                     "ETA is not the real run's)")
+                     "the run's, and say that the ETA is not the real run's (default: the run's batch; at paper "
+                     f"scale on a host without a GPU, at most {CPU_DRY_RUN_BATCH}, as the paper's batches are "
+                     "sized for a GPU's memory)")
     run.add_argument("--download", action="store_true", help="let TFDS download and prepare the dataset if it is "
                      "not prepared in --data-dir (off by default: runs read prepared data only)")
     commands.add_precision_argument(run)
@@ -209,9 +212,12 @@ def cmd_run(args, argv):
     if args.download:
         _download(dataset, args.data_dir)
     precision = runtime.set_precision(runtime.resolve_precision(args.precision, args.scale))
+    dry_cap = None
+    if args.dry_run and dry_batch is None and args.scale == "paper" and runtime.device_kind() == "cpu":
+        dry_cap = CPU_DRY_RUN_BATCH   # a crash check here: the paper's batches are sized for a GPU's memory
     printer = None if args.quiet else ProgressPrinter()
     if args.dry_run:
-        return _dry_run(recipe, args, seed, dataset, argv, printer, dry_batch)
+        return _dry_run(recipe, args, seed, dataset, argv, printer, dry_batch, dry_cap)
     from recipes.core.engine import run_recipe
 
     _check_resume_precision(recipe, args, seed, dataset, precision)
@@ -246,11 +252,11 @@ def _check_resume_precision(recipe, args, seed, dataset, precision):
                                        "--runs-dir")
 
 
-def _dry_run(recipe, args, seed, dataset, argv, printer, batch_size=None):
+def _dry_run(recipe, args, seed, dataset, argv, printer, batch_size=None, batch_cap=None):
     from recipes.core import dryrun
 
     result = dryrun.dry_run(recipe, args.scale, dataset, args.data_dir, seed=seed, argv=["spatialmix", *argv],
-                            progress=printer, batch_size=batch_size)
+                            progress=printer, batch_size=batch_size, batch_cap=batch_cap)
     print(f"\ndry run of {recipe.id} at {args.scale} scale finished: every cell ran (1 epoch of 2 steps each; its "
           f"verdict, {result.finding.verdict}, means nothing).")
     print(f"dry-run folder (delete it when done): {result.run_dir} (figure.png, report.md, results.csv)")

@@ -68,14 +68,22 @@ class DryRun(typing.NamedTuple):
     cost: Cost
 
 
-def cut_scale(scale, dataset, *, grid=None, batch_size=None):
+def cut_scale(scale, dataset, *, grid=None, batch_size=None, batch_cap=None):
     """The scale as a dry run runs it on `dataset`: the dataset's budget with DRY_BUDGET on top
-    (and `batch_size` if given), its model with DRY_MODEL's repetitions cut, and `grid` (axis ->
-    values) instead of the scale's grid if given."""
-    cut = {**DRY_BUDGET, **({"batch_size": int(batch_size)} if batch_size else {})}
-    budget = {**scale.budget_for(dataset), **cut}
+    (and `batch_size` if given, or every batch at most `batch_cap`), its model with DRY_MODEL's
+    repetitions cut, and `grid` (axis -> values) instead of the scale's grid if given."""
+    def cut(budget):   # what the dry run puts on top of `budget`
+        out = dict(DRY_BUDGET)
+        if batch_size:
+            out["batch_size"] = int(batch_size)
+        elif batch_cap and budget.get("batch_size"):
+            out["batch_size"] = min(int(budget["batch_size"]), int(batch_cap))
+        return out
+
+    base = scale.budget_for(dataset)
+    budget = {**base, **cut(base)}
     if "by_net" in budget:   # a net's own budget (paper B's ImageNet recipes) is cut the same way
-        budget["by_net"] = {net: {**own, **cut} for net, own in budget["by_net"].items()}
+        budget["by_net"] = {net: {**own, **cut({**base, **own})} for net, own in base["by_net"].items()}
     model = {k: (min(v, DRY_MODEL[k]) if k in DRY_MODEL else v) for k, v in scale.model_for(dataset).items()}
     note = (f"Dry run: every cell cut to {DRY_BUDGET['epochs']} epoch of {DRY_BUDGET['steps_per_epoch']} steps and "
             f"{DRY_BUDGET['test_batches']} test batches; its numbers and verdict mean nothing. " + scale.note).strip()
@@ -83,26 +91,27 @@ def cut_scale(scale, dataset, *, grid=None, batch_size=None):
                                note=note)
 
 
-def cut_recipe(recipe, scale_name, dataset, *, grid=None, batch_size=None):
+def cut_recipe(recipe, scale_name, dataset, *, grid=None, batch_size=None, batch_cap=None):
     """`recipe` with the scale `scale_name` cut (`cut_scale`); everything else is the recipe's own."""
     scale, dataset = engine.resolve(recipe, scale_name, dataset)
-    cut = cut_scale(scale, dataset, grid=grid, batch_size=batch_size)
+    cut = cut_scale(scale, dataset, grid=grid, batch_size=batch_size, batch_cap=batch_cap)
     return dataclasses.replace(recipe, scales={**recipe.scales, scale_name: cut})
 
 
 def dry_run(recipe, scale_name="paper", dataset=None, data_dir=None, *, seed=0, runs_dir=None, argv=None,
-            progress=None, grid=None, batch_size=None, keep_models=False):
+            progress=None, grid=None, batch_size=None, batch_cap=None, keep_models=False):
     """Run every cell of `recipe` at `scale_name`, cut short (`cut_scale`), into a fresh folder
     under `runs_dir` (default: a new temporary directory); draw the figure and the report;
     remove the cells' models unless `keep_models`. Returns DryRun(run_dir, finding, cost).
 
-    `grid` (axis -> values) runs only those cells; `batch_size` times the steps at another
-    batch than the recipe's (the cost then says so). Both are for tests; a user's dry run
-    leaves them alone. User errors raise SpatialmixError before anything is written."""
+    `grid` (axis -> values) runs only those cells (for tests); `batch_size` times the steps at
+    another batch than the recipe's, `batch_cap` at most that batch (`--dry-run-batch`, and a
+    paper-scale dry run on a host without a GPU); the cost then says its ETA is not the real
+    run's. User errors raise SpatialmixError before anything is written."""
     from recipes.core import data
 
     scale, dataset = engine.resolve(recipe, scale_name, dataset)
-    cut = cut_recipe(recipe, scale_name, dataset, grid=grid, batch_size=batch_size)
+    cut = cut_recipe(recipe, scale_name, dataset, grid=grid, batch_size=batch_size, batch_cap=batch_cap)
     if data.dataset_spec(dataset).source == "tfds":
         data.num_examples(dataset, "train", data_dir=data_dir)   # not prepared: one line, before any folder
     if runs_dir is not None:
