@@ -803,3 +803,31 @@ def test_serve_answers_on_loopback(tmp_path):
         assert bound == ["127.0.0.1"], f"port {port} listens on {bound}, not on loopback only"
     finally:
         stop(process)
+
+
+def test_the_report_viewer_takes_an_empty_table_of_contents():
+    """Textual's Markdown document posts a None table of contents (on mount, or while a report
+    loads); the report tab must take it without a crash, and still build a real one after."""
+    from textual.app import App
+    from textual.widgets import Markdown, Tree
+
+    from tui.widgets import ReportViewer
+
+    class One(App):
+        def compose(self):
+            yield ReportViewer("# Report\n\n## Verdict\n\nholds\n")
+
+    async def body():
+        app = One()
+        async with app.run_test(size=SMALL) as pilot:
+            viewer = app.query_one(ReportViewer)
+            await pilot.pause()
+            viewer.document.post_message(Markdown.TableOfContentsUpdated(viewer.document, None))
+            await pilot.pause()
+            await viewer.document.update("# Again\n\n## Table\n")
+            await pilot.pause()
+            labels = [str(node.label) for node in app.query_one(Tree).root.children]
+            assert app.is_running and labels and "Again" in labels[0]
+        assert app.return_code in (None, 0)
+
+    run(body())

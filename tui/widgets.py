@@ -80,5 +80,10 @@ class ReportViewer(MarkdownViewer):
     mounts; if the report was already loaded by then, the contents tree would iterate None."""
 
     def _on_markdown_table_of_contents_updated(self, message):
+        # Textual calls the handler of every class in the MRO unless the default is prevented,
+        # so the base's handler runs only through here, and never with None
+        message.prevent_default()
         if message.table_of_contents is not None:
             super()._on_markdown_table_of_contents_updated(message)
+        else:
+            message.stop()

@@ -30,7 +30,7 @@ RESNET_REFERENCE = ("He et al. 2016b (identity-mapping ResNets): SGD, momentum 0
 
 # ---------------------------------------------------------------------------- ConvMixer
 CONVMIXER_SMOKE_MODEL = {"width": 16, "kernel_size": 3, "patch_size": 1}
-CONVMIXER_CPU_MODEL = {"width": 64, "kernel_size": 5, "patch_size": 2}
+CONVMIXER_CPU_MODEL = {"width": 64, "kernel_size": 5, "patch_size": 1}   # the paper's patch; width, kernel for 16×16
 CONVMIXER_PAPER_MODEL = {"width": 128, "kernel_size": 8, "patch_size": 1}       # 001 §4.2
 CONVMIXER_IMAGENET_MODEL = {"width": 512, "kernel_size": 8, "patch_size": 7}
 CONVMIXER_PAPER_BUDGET = {"epochs": 25, "batch_size": 512, "lr": 0.01, "weight_decay": 0.01, "augment": True}

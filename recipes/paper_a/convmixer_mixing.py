@@ -54,7 +54,7 @@ SCALES = {
     ),
     "cpu": Scale(
         dataset="textures", grid={"mode": list(MODES), "depth": [2, 4]}, seeds=(0, 1),
-        model={**CONVMIXER_CPU_MODEL, "patch_size": 1},
+        model=CONVMIXER_CPU_MODEL,
         budget=cpu_budget({"epochs": 8, "batch_size": 128, "lr": 0.01, "weight_decay": 0.01}, "convmixer-mixing",
                           "textures"),   # epochs: at most 8, fewer if the rule (recipes.core.budget) says so
         datasets=("digits", "digits32"),
