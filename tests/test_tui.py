@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import types
 import urllib.request
@@ -274,8 +275,26 @@ def test_cancel_then_resume_a_real_smoke_run(tmp_path):
     def events():
         return runfolder.read_events(events_path)[0]
 
+    frozen = []
+    watching = threading.Event()
+
+    def freeze_after_first_epoch():
+        # A smoke run's remaining cells take seconds, less than the TUI's polls may: the run is
+        # stopped (SIGSTOP) the moment its first epoch ends, so the `c` key lands inside a cell.
+        while watching.is_set():
+            if os.path.exists(events_path) and any(e["event"] == "epoch_end" for e in events()):
+                pid = runfolder.RunFolder(run_dir).lock_holder()
+                if pid is not None:
+                    os.kill(pid, signal.SIGSTOP)
+                    frozen.append(pid)
+                return
+            time.sleep(0.02)
+
     async def body():
         app = make_app(runs_dir, tmp_path)
+        watching.set()
+        watcher = threading.Thread(target=freeze_after_first_epoch, daemon=True)
+        watcher.start()
         async with app.run_test(size=SMALL) as pilot:
             try:
                 await pilot.pause()
@@ -283,12 +302,13 @@ def test_cancel_then_resume_a_real_smoke_run(tmp_path):
                 await pilot.press("tab", "enter", "up", "enter")      # scale: smoke
                 await pilot.pause()
                 await pilot.press("s")
-                await wait_for(pilot, lambda: os.path.exists(events_path) and
-                               any(e["event"] == "epoch_end" for e in events()), RUN_TIMEOUT, "the first epoch")
+                await wait_for(pilot, lambda: frozen, RUN_TIMEOUT, "the first epoch")
                 await wait_for(pilot, lambda: getattr(view_of(app, run_dir), "state", "") == "running", 30, "running")
                 table = app.screen.query_one("#runs")
                 table.move_cursor(row=table.get_row_index(run_dir))
                 await pilot.press("c")
+                await pilot.pause()
+                os.kill(frozen[0], signal.SIGCONT)                   # the SIGINT is waiting for it
                 await wait_for(pilot, lambda: view_of(app, run_dir).state == "interrupted", 120, "interrupted")
                 assert events()[-1]["event"] == "run_end" and events()[-1]["status"] == "interrupted"
                 await pilot.press("r")
@@ -296,6 +316,12 @@ def test_cancel_then_resume_a_real_smoke_run(tmp_path):
                                "the resumed run to finish")
                 assert view_of(app, run_dir).cells_text == f"{SMOKE_CELLS}/{SMOKE_CELLS}"
             finally:
+                watching.clear()
+                for pid in frozen:
+                    try:
+                        os.kill(pid, signal.SIGCONT)
+                    except ProcessLookupError:
+                        pass
                 kill_launches(app)  # a failed wait must not leave a run training behind
 
     run(body())
