@@ -243,6 +243,19 @@ def test_imagenet_1x1_check():
     assert verdict("imagenet-1x1", imagenet_rows(0.61)[:4]).verdict == "inconclusive"  # one family only
 
 
+def test_imagenet_1x1_cpu_scale_judges_the_four_families_of_its_grid():
+    """SqueezeNet is not in the cpu grid: a cpu run with the other four families is complete,
+    while a run without scale (or at paper scale) still needs all five."""
+    from recipes.paper_b.imagenet_1x1 import NETS_AT
+
+    grid_nets = {a.split(":")[0] for a in get_recipe("imagenet-1x1").scales["cpu"].grid["arm"]}
+    assert grid_nets == set(NETS_AT["cpu"]) and "squeezenet" not in grid_nets
+    four = [r for r in imagenet_rows(0.61) if r["net"] != "squeezenet"]
+    assert verdict("imagenet-1x1", four).verdict == "inconclusive"                 # five expected
+    assert verdict("imagenet-1x1", [{**r, "scale": "cpu"} for r in four]).verdict == "holds"
+    assert verdict("imagenet-1x1", [{**r, "scale": "paper"} for r in four]).verdict == "inconclusive"
+
+
 def test_imagenet_1x1_paper_scale_gives_each_family_its_own_recipe():
     """Each family trains with the recipe that reproduces its original result; ResNet-152's
     sweep has every K up to 46 (the paper's best is K = 19)."""

@@ -34,8 +34,9 @@ reference's augmentation beyond crop + flip; "competitive" is read as at most 3 
     spatialmix run convmixer-mixing                                # cpu, 12 cells
     spatialmix run convmixer-mixing --scale paper --data-dir ~/tensorflow_datasets
 
-Expected at cpu scale: at patch 2 it did not hold (chans 4-6 points below full, space 3-5
-below chans); patch 1 is the paper's setting and its measured table is in docs/paper-a.md.
+Expected at cpu scale: does not hold; chans 4-5 points below full at both depths (≈ needs
+at most 3) and space 3-4 points below chans (≫ needs 5); the measured table is in
+docs/paper-a.md.
 """
 
 from recipes.core.choices import MODES

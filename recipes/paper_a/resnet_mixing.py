@@ -34,7 +34,7 @@ is read as at most 3 pts and "far worse" as at least 5 pts beyond the spread.
     spatialmix run resnet-mixing                                   # cpu, 12 cells
     spatialmix run resnet-mixing --scale paper --dataset cifar100 --data-dir ~/tensorflow_datasets
 
-Expected at cpu scale: holds; chans within a point of full and space 7-9 points behind
+Expected at cpu scale: holds; chans within a point of full and space 9-11 points behind
 at both depths (the measured table is in docs/paper-a.md).
 """
 

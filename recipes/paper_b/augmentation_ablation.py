@@ -30,7 +30,6 @@ Remaining departures from the text: the K's behind Table 2 right are not in the 
 Runbook:
     spatialmix run augmentation-ablation             # cpu scale
     spatialmix run augmentation-ablation --scale paper --data-dir ~/tensorflow_datasets
-    measured: see README.md "Paper B at cpu scale".
 
 Expected at cpu scale: see docs/paper-b.md
 """

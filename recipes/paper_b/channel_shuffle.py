@@ -31,7 +31,6 @@ placement in the layer is not in the text (before the conv here, as Shuffle Conv
 Runbook:
     spatialmix run channel-shuffle                   # cpu scale
     spatialmix run channel-shuffle --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-100
-    measured: see README.md "Paper B at cpu scale".
 
 Expected at cpu scale: see docs/paper-b.md
 """

@@ -31,7 +31,6 @@ epochs are not in the text (200 here).
 Runbook:
     spatialmix run depth-strip                       # cpu scale
     spatialmix run depth-strip --scale paper --data-dir ~/tensorflow_datasets   # Small-ImageNet 32×32
-    measured: see README.md "Paper B at cpu scale".
 
 Expected at cpu scale: see docs/paper-b.md
 """

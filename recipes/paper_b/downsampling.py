@@ -54,7 +54,6 @@ for K < 3 the three methods build the same network and are trained three times.
 Runbook:
     spatialmix run downsampling                      # cpu scale
     spatialmix run downsampling --scale paper --data-dir ~/tensorflow_datasets   # Small-ImageNet 32×32
-    measured: see README.md "Paper B at cpu scale".
 
 Expected at cpu scale: see docs/paper-b.md
 """

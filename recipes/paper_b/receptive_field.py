@@ -42,7 +42,6 @@ here); "approximately the same test accuracy" is read as within 1 point.
 Runbook:
     spatialmix run receptive-field                   # cpu scale
     spatialmix run receptive-field --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-100
-    measured: see README.md "Paper B at cpu scale".
 
 Expected at cpu scale: see docs/paper-b.md
 """

@@ -35,7 +35,6 @@ falling more than half the way to chance.
 Runbook:
     spatialmix run shuffle-test-time                 # cpu scale: 4 trainings (2 arms × 2 seeds)
     spatialmix run shuffle-test-time --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-100
-    measured: see README.md "Paper B at cpu scale".
 
 Expected at cpu scale: see docs/paper-b.md
 """

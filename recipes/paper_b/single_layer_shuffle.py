@@ -29,7 +29,6 @@ the check reads the two ends (layer 13 and layer 1), not where the drop begins.
 Runbook:
     spatialmix run single-layer-shuffle              # cpu scale
     spatialmix run single-layer-shuffle --scale paper --data-dir ~/tensorflow_datasets   # CIFAR-100
-    measured: see README.md "Paper B at cpu scale".
 
 Expected at cpu scale: see docs/paper-b.md
 """

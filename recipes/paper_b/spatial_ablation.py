@@ -41,7 +41,6 @@ Runbook:
     spatialmix run spatial-ablation                  # cpu scale
     spatialmix run spatial-ablation --scale paper --data-dir ~/tensorflow_datasets            # CIFAR-100
     spatialmix run spatial-ablation --scale paper --dataset imagenet_resized/32x32 ...        # Table 3
-    measured: see README.md "Paper B at cpu scale".
 
 Expected at cpu scale: see docs/paper-b.md
 """
