@@ -61,7 +61,6 @@ from recipes.core.engine import Recipe, Scale
 from recipes.paper_b import _common as c
 
 NETS = ("resnet152", "resnet50", "vgg16", "mobilenet_v2", "squeezenet")
-NETS_AT = {"cpu": NETS[:4]}      # the families of a scale's grid, where not all five (see above)
 TITLE = {"resnet152": "ResNet152", "resnet50": "ResNet50", "vgg16": "VGG16", "mobilenet_v2": "MobileNetV2",
          "squeezenet": "SqueezeNet"}
 TABLE4_K = {"resnet152": 19, "resnet50": 5, "vgg16": 1, "mobilenet_v2": 2, "squeezenet": 2}
@@ -69,13 +68,15 @@ PAPER = {"resnet152": "77.66 → 77.82 (K=19; 60.19 → 45.51 M)", "resnet50": "
          "vgg16": "72.96 → 72.51 (K=1; 37.70 → 35.60 M)", "mobilenet_v2": "72.29 → 72.06 (K=2; 3.50 → 3.48 M)",
          "squeezenet": "60.07 → 60.64 (K=2; 1.25 → 1.23 M)"}
 
-SMALL = {"smoke": 1 / 16, "cpu": 1 / 8}
-MODELS = {scale: {"resnet152": c.RESNET[scale], "resnet50": c.RESNET[scale], "vgg16": c.VGG[scale],
-                  "mobilenet_v2": {"width_multiplier": SMALL[scale]}, "squeezenet": {"width_multiplier": SMALL[scale]}}
-          for scale in ("smoke", "cpu")}
-MODELS["cpu"]["mobilenet_v2"] = {"width_multiplier": 1 / 2}
-MODELS["paper"] = {"resnet152": {"variant": "imagenet"}, "resnet50": {"variant": "imagenet"}, "vgg16": {},
-                   "mobilenet_v2": {}, "squeezenet": {}}
+MODELS = {
+    "smoke": {"resnet152": c.RESNET["smoke"], "resnet50": c.RESNET["smoke"], "vgg16": c.VGG["smoke"],
+              "mobilenet_v2": {"width_multiplier": 1 / 16}, "squeezenet": {"width_multiplier": 1 / 16}},
+    "cpu": {"resnet152": c.RESNET["cpu"], "resnet50": c.RESNET["cpu"], "vgg16": c.VGG["cpu"],
+            "mobilenet_v2": {"width_multiplier": 1 / 2}},          # no SqueezeNet (see above)
+    "paper": {"resnet152": {"variant": "imagenet"}, "resnet50": {"variant": "imagenet"}, "vgg16": {},
+              "mobilenet_v2": {}, "squeezenet": {}},
+}
+NETS_AT = {scale: tuple(models) for scale, models in MODELS.items()}   # the families each scale trains
 PAPER_KS = {"resnet152": range(1, 47), "resnet50": range(1, 16), "vgg16": range(1, 6),
             "mobilenet_v2": range(1, 6), "squeezenet": range(1, 5)}
 # He et al.'s recipe as the default, each family's own by net (train resolves `by_net`)
